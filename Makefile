@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine: `make quickstart` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install system-deps quickstart test bench clean
+
+install: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+# Re-run only when the dependencies change; torch comes first, from the CPU wheel, and
+# constraints.txt stops anything from replacing it.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+quickstart: install
+	$(VENV)/bin/audiorec quickstart
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	bash benchmarks/commands.sh
+
+clean:
+	rm -rf $(VENV) quickstart .pytest_cache

@@ -1,0 +1,236 @@
+"""One configuration per run: typed defaults, an optional YAML file, and ``key=value`` overrides.
+
+Resolution order (later wins): the dataclass defaults below, ``--config FILE.yaml``, dotted
+overrides on the command line (``train.max_epochs=20 features.n_mels=64``), then the dedicated
+flags (``--max-epochs``, ``--seed``, ``--test-speakers``). The resolved config is saved in the run
+directory as ``config.yaml``. Types and names are checked by OmegaConf; ranges by :func:`validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from audiorec.data.corpora import ValidationConfig
+from audiorec.features import FeatureConfig
+
+
+@dataclass
+class DataConfig:
+    """Which clips, how they are split and batched.
+
+    Attributes
+    ----------
+    layout : str
+        Corpus layout for on-the-fly import (see :mod:`audiorec.data.corpora`).
+    clip_ms : float
+        Every clip is padded or cut to this length in milliseconds.
+    val_fraction, test_fraction : float
+        Shares of speaker groups for validation and test.
+    test_speakers : list of str
+        Explicit test speakers (overrides ``test_fraction``).
+    batch_size : int
+    validation : ValidationConfig
+        Thresholds for excluding files at import.
+    """
+
+    layout: str = "auto"
+    clip_ms: float = 1000.0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    test_speakers: list[str] = field(default_factory=list)
+    batch_size: int = 64
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+
+@dataclass
+class AugmentConfig:
+    """On-the-fly augmentation in training.
+
+    Attributes
+    ----------
+    speed_min, speed_max : float
+        Range of the random speed factor (1.0 and 1.0 to turn speed perturbation off).
+    time_shift_ms : float
+        Largest random shift of a clip in milliseconds.
+    noise_prob : float
+        Probability of adding white noise to a clip.
+    snr_db_min, snr_db_max : float
+        Range of the noise's signal-to-noise ratio in dB.
+    freq_masks, freq_mask_width : int
+        SpecAugment frequency masks per clip and their largest width in feature bins.
+    time_masks, time_mask_width : int
+        SpecAugment time masks per clip and their largest width in frames.
+    """
+
+    speed_min: float = 0.9
+    speed_max: float = 1.1
+    time_shift_ms: float = 100.0
+    noise_prob: float = 0.5
+    snr_db_min: float = 10.0
+    snr_db_max: float = 40.0
+    freq_masks: int = 2
+    freq_mask_width: int = 6
+    time_masks: int = 2
+    time_mask_width: int = 12
+
+
+@dataclass
+class ModelConfig:
+    """The network.
+
+    Attributes
+    ----------
+    name : str
+        Architecture (``cnn``).
+    channels : list of int
+        Filters per stage.
+    dropout : float
+    """
+
+    name: str = "cnn"
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    dropout: float = 0.2
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation.
+
+    Attributes
+    ----------
+    max_epochs : int
+    lr : float
+        Peak learning rate of the one-cycle schedule (AdamW).
+    weight_decay : float
+        Decoupled weight decay (Loshchilov & Hutter 2019).
+    label_smoothing : float
+    patience : int
+        Epochs without a better validation accuracy before early stopping.
+    seed : int
+    accelerator : str
+        ``cpu``, ``gpu`` or ``auto`` (a GPU when present).
+    num_workers : int
+        Data-loader worker processes (0 is fastest for in-memory clips on two cores).
+    """
+
+    max_epochs: int = 40
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    label_smoothing: float = 0.1
+    patience: int = 12
+    seed: int = 0
+    accelerator: str = "auto"
+    num_workers: int = 0
+
+
+@dataclass
+class Config:
+    """A whole run's configuration: features, data, augment, model, train."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration file, key or value is wrong; the message names it."""
+
+
+def validate(config: Config) -> Config:
+    """Check value ranges that types alone cannot.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first key out of range and its value.
+    """
+    checks = [
+        ("data.clip_ms", config.data.clip_ms > 0),
+        ("data.batch_size", config.data.batch_size > 0),
+        ("data.val_fraction", 0 <= config.data.val_fraction < 1),
+        ("data.test_fraction", 0 <= config.data.test_fraction < 1),
+        ("train.max_epochs", config.train.max_epochs > 0),
+        ("train.lr", config.train.lr > 0),
+        ("train.patience", config.train.patience > 0),
+        ("train.label_smoothing", 0 <= config.train.label_smoothing < 1),
+        ("model.dropout", 0 <= config.model.dropout < 1),
+        ("augment.time_shift_ms", config.augment.time_shift_ms >= 0),
+        ("augment.speed_min", 0 < config.augment.speed_min <= config.augment.speed_max),
+        ("augment.noise_prob", 0 <= config.augment.noise_prob <= 1),
+        ("augment.snr_db_min", config.augment.snr_db_min <= config.augment.snr_db_max),
+        ("features.sample_rate", config.features.sample_rate > 0),
+    ]
+    for key, ok in checks:
+        if not ok:
+            section, name = key.split(".")
+            raise ConfigError(f"{key}={getattr(getattr(config, section), name)} is out of range")
+    return config
+
+
+def _describe(error: OmegaConfBaseException, path) -> str:
+    where = f"{path}: " if path else ""
+    key = getattr(error, "full_key", None)
+    return f"{where}{key + ': ' if key else ''}{str(error).splitlines()[0]}"
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Resolve defaults, a YAML file and ``key=value`` overrides into a :class:`Config`.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        YAML file with any subset of the keys.
+    overrides : sequence of str
+        Dotted ``key=value`` pairs, e.g. ``train.max_epochs=20``.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        Missing file, unknown key, wrong type or out-of-range value; the message names it.
+    """
+    schema = OmegaConf.structured(Config)
+    try:
+        merged = schema
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise ConfigError(f"{path}: no such config file")
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise ConfigError(f"override {bad[0]!r} is not key=value (e.g. train.max_epochs=20)")
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_describe(e, path)) from e
+    return validate(config)
+
+
+def to_yaml(config: Config) -> str:
+    """The config as YAML text (what ``config.yaml`` in a run directory holds)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def config_from_yaml(text: str) -> Config:
+    """Parse YAML text written by :func:`to_yaml` back into a :class:`Config`.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`load_config`.
+    """
+    try:
+        return validate(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))))
+    except OmegaConfBaseException as e:
+        raise ConfigError(_describe(e, None)) from e

@@ -1,0 +1,198 @@
+"""Feature front ends as ``torch.nn.Module``: log-mel spectrogram and MFCC.
+
+They are part of every model (the model owns its front end), so the same graph runs in training,
+in recognition and in export. The STFT is ``torch.stft``; the mel filter bank is librosa's
+(Slaney-normalised, as in librosa and Whisper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+import scipy.fft
+import torch
+from torch import nn
+
+from audiorec.audio import SAMPLE_RATE
+
+
+@dataclass
+class FeatureConfig:
+    """Front-end parameters, in the units their names say.
+
+    Attributes
+    ----------
+    kind : {"log_mel", "mfcc"}
+    sample_rate : int
+        Hz of the input waveform.
+    win_ms : float
+        Analysis window (Hann) length in milliseconds.
+    hop_ms : float
+        Hop between frames in milliseconds.
+    n_mels : int
+        Mel bands.
+    n_mfcc : int
+        Cepstral coefficients kept when ``kind == "mfcc"``.
+    f_min_hz, f_max_hz : float
+        Lowest and highest mel band edge in Hz; ``f_max_hz <= 0`` means the Nyquist frequency.
+    """
+
+    kind: str = "log_mel"
+    sample_rate: int = SAMPLE_RATE
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_mels: int = 40
+    n_mfcc: int = 20
+    f_min_hz: float = 20.0
+    f_max_hz: float = 0.0
+
+
+class LogMel(nn.Module):
+    """Log-mel spectrogram: natural log of mel-filtered STFT power.
+
+    Parameters
+    ----------
+    sample_rate : int > 0
+        Hz.
+    win_ms, hop_ms : float > 0
+        Window and hop in milliseconds; the FFT size is the next power of two above the window.
+    n_mels : int > 0
+    f_min_hz, f_max_hz : float
+        Band edges in Hz; ``f_max_hz <= 0`` means ``sample_rate / 2``.
+    floor : float > 0
+        Added to the power before the log, so silence maps to ``log(floor)``, not ``-inf``.
+
+    Shape
+    -----
+    input : (batch, n_samples) float waveform at ``sample_rate``
+    output : (batch, n_mels, n_frames) with ``n_frames = 1 + n_samples // hop_length``
+        (frames are centred, the signal reflect-padded by ``n_fft // 2``)
+
+    Raises
+    ------
+    ValueError
+        A parameter is out of range (non-positive window or hop, hop longer than the window,
+        band edges not in 0 <= f_min < f_max <= sample_rate / 2).
+
+    References
+    ----------
+    Davis & Mermelstein 1980; librosa.feature.melspectrogram.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = SAMPLE_RATE,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        n_mels: int = 40,
+        f_min_hz: float = 20.0,
+        f_max_hz: float = 0.0,
+        floor: float = 1e-6,
+    ):
+        super().__init__()
+        if win_ms <= 0 or hop_ms <= 0 or hop_ms > win_ms:
+            raise ValueError(f"need 0 < hop_ms <= win_ms, got win_ms={win_ms}, hop_ms={hop_ms}")
+        f_max_hz = f_max_hz if f_max_hz > 0 else sample_rate / 2
+        if not 0 <= f_min_hz < f_max_hz <= sample_rate / 2:
+            raise ValueError(
+                f"need 0 <= f_min_hz < f_max_hz <= {sample_rate / 2} Hz, got {f_min_hz}, {f_max_hz}"
+            )
+        if n_mels <= 0:
+            raise ValueError(f"n_mels must be positive, got {n_mels}")
+        self.sample_rate = sample_rate
+        self.win_length = round(sample_rate * win_ms / 1000)
+        self.hop_length = round(sample_rate * hop_ms / 1000)
+        self.n_fft = 1 << (self.win_length - 1).bit_length()
+        self.n_mels = n_mels
+        self.floor = floor
+        self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
+        mel = librosa.filters.mel(
+            sr=sample_rate, n_fft=self.n_fft, n_mels=n_mels, fmin=f_min_hz, fmax=f_max_hz
+        )
+        self.register_buffer("mel_basis", torch.from_numpy(mel.astype(np.float32)), persistent=False)
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for ``n_samples`` input samples."""
+        return 1 + n_samples // self.hop_length
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(
+            waveform,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=True,
+            return_complex=True,
+        )
+        power = torch.view_as_real(spec).pow(2).sum(-1)  # (batch, n_fft // 2 + 1, n_frames)
+        return torch.log(torch.matmul(self.mel_basis, power) + self.floor)
+
+
+class MFCC(nn.Module):
+    """Mel-frequency cepstral coefficients: DCT-II (orthonormal) of the log-mel spectrogram.
+
+    Parameters
+    ----------
+    n_mfcc : int, 0 < n_mfcc <= n_mels
+    **log_mel : keyword arguments of :class:`LogMel`
+
+    Shape
+    -----
+    input : (batch, n_samples)
+    output : (batch, n_mfcc, n_frames)
+
+    References
+    ----------
+    Davis & Mermelstein 1980; librosa.feature.mfcc (``dct_type=2, norm="ortho"``).
+    """
+
+    def __init__(self, n_mfcc: int = 20, **log_mel):
+        super().__init__()
+        self.log_mel = LogMel(**log_mel)
+        if not 0 < n_mfcc <= self.log_mel.n_mels:
+            raise ValueError(f"need 0 < n_mfcc <= n_mels={self.log_mel.n_mels}, got {n_mfcc}")
+        dct = scipy.fft.dct(np.eye(self.log_mel.n_mels), type=2, norm="ortho", axis=0)[:n_mfcc]
+        self.register_buffer("dct", torch.from_numpy(np.asarray(dct, np.float32)), persistent=False)
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for ``n_samples`` input samples."""
+        return self.log_mel.n_frames(n_samples)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(self.dct, self.log_mel(waveform))
+
+
+def build_features(config: FeatureConfig) -> nn.Module:
+    """Build the front end a :class:`FeatureConfig` describes.
+
+    Returns
+    -------
+    LogMel or MFCC
+        A module mapping (batch, n_samples) to (batch, n_features, n_frames); its
+        ``n_features`` attribute is set.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``kind`` or a parameter out of range.
+    """
+    log_mel = dict(
+        sample_rate=config.sample_rate,
+        win_ms=config.win_ms,
+        hop_ms=config.hop_ms,
+        n_mels=config.n_mels,
+        f_min_hz=config.f_min_hz,
+        f_max_hz=config.f_max_hz,
+    )
+    if config.kind == "log_mel":
+        module = LogMel(**log_mel)
+        module.n_features = config.n_mels
+    elif config.kind == "mfcc":
+        module = MFCC(n_mfcc=config.n_mfcc, **log_mel)
+        module.n_features = config.n_mfcc
+    else:
+        raise ValueError(f"features.kind must be 'log_mel' or 'mfcc', got {config.kind!r}")
+    return module

@@ -1,0 +1,1 @@
+"""Training tasks: thin Lightning wrappers around plain models."""

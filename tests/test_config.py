@@ -1,0 +1,92 @@
+"""Configuration: defaults, YAML file, dotted overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from audiorec.config import Config, ConfigError, config_from_yaml, load_config, to_yaml
+
+
+def test_defaults_are_the_dataclass_defaults():
+    config = load_config()
+    assert config == Config()
+    assert config.features.kind == "log_mel"
+    assert config.model.channels == Config().model.channels
+    assert isinstance(config.data.test_speakers, list)
+
+
+def test_yaml_file_then_overrides(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        "features:\n  n_mels: 64\n  kind: mfcc\n"
+        "train:\n  max_epochs: 7\n  lr: 0.001\n"
+        "model:\n  channels: [4, 8, 16]\n"
+        "data:\n  validation:\n    min_duration_s: 0.25\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.features.n_mels == 64 and config.features.kind == "mfcc"
+    assert config.train.max_epochs == 7 and config.train.lr == pytest.approx(0.001)
+    assert config.model.channels == [4, 8, 16]
+    assert config.data.validation.min_duration_s == pytest.approx(0.25)
+    assert config.data.batch_size == Config().data.batch_size  # untouched keys keep defaults
+
+    config = load_config(path, ["train.max_epochs=9", "model.channels=[8,16]", "data.test_speakers=[george,theo]"])
+    assert config.train.max_epochs == 9  # override beats file
+    assert config.features.n_mels == 64  # file beats default
+    assert config.model.channels == [8, 16]
+    assert config.data.test_speakers == ["george", "theo"]
+    assert isinstance(config.train.max_epochs, int)
+
+
+def test_yaml_round_trip():
+    config = load_config(None, ["features.n_mfcc=13", "model.dropout=0.3", "data.test_speakers=[a]"])
+    assert config_from_yaml(to_yaml(config)) == config
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [("train.max_epochs_typo=3", "max_epochs_typo"), ("bogus.value=1", "bogus"), ("features.nmels=3", "nmels")],
+)
+def test_unknown_key_is_named(override, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(None, [override])
+
+
+def test_unknown_key_in_yaml_names_key_and_file(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("train:\n  epochs: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "epochs" in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [("train.max_epochs=many", "max_epochs"), ("data.batch_size=1.5", "batch_size"), ("train.lr=fast", "lr")],
+)
+def test_wrong_type_is_named(override, key):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert re.search(rf"\b{key}\b", str(info.value)), f"the error does not name {key!r}: {info.value}"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [("train.max_epochs=0", "train.max_epochs"), ("data.batch_size=-4", "data.batch_size"),
+     ("data.val_fraction=1.0", "data.val_fraction"), ("model.dropout=1.5", "model.dropout"),
+     ("train.lr=0", "train.lr"), ("data.clip_ms=0", "data.clip_ms")],
+)
+def test_out_of_range_value_is_named(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_other_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="max_epochs"):
+        load_config(None, ["train.max_epochs"])  # not key=value
+    assert issubclass(ConfigError, ValueError)

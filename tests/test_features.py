@@ -1,0 +1,103 @@
+"""Feature front ends: shapes, units, agreement with librosa, a tone in the right band."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import scipy.fft
+import torch
+
+from audiorec.features import MFCC, FeatureConfig, LogMel, build_features
+from conftest import sine
+
+
+@pytest.mark.parametrize(
+    "sample_rate, win_ms, hop_ms, win, hop, n_fft",
+    [(16_000, 25.0, 10.0, 400, 160, 512), (8_000, 25.0, 10.0, 200, 80, 256), (16_000, 32.0, 8.0, 512, 128, 512),
+     (22_050, 20.0, 5.0, 441, 110, 512)],
+)
+def test_window_and_hop_in_samples(sample_rate, win_ms, hop_ms, win, hop, n_fft):
+    f = LogMel(sample_rate=sample_rate, win_ms=win_ms, hop_ms=hop_ms)
+    assert (f.win_length, f.hop_length, f.n_fft) == (win, hop, n_fft)
+
+
+@pytest.mark.parametrize("n_samples", [16_000, 12_345, 4_000])
+@pytest.mark.parametrize("n_mels, hop_ms", [(40, 10.0), (64, 12.5)])
+def test_log_mel_shape(n_samples, n_mels, hop_ms):
+    f = LogMel(n_mels=n_mels, hop_ms=hop_ms)
+    out = f(torch.randn(3, n_samples))
+    assert out.shape == (3, n_mels, 1 + n_samples // f.hop_length)
+    assert f.n_frames(n_samples) == out.shape[-1]
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_mfcc_shape_and_definition():
+    x = torch.randn(2, 16_000)
+    mfcc = MFCC(n_mfcc=13, n_mels=40)
+    out = mfcc(x)
+    assert out.shape == (2, 13, 101)
+    assert mfcc.n_frames(16_000) == 101
+    # DCT-II (orthonormal) over mel bands of the log-mel spectrogram.
+    log_mel = LogMel(n_mels=40)(x).numpy()
+    expected = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=1)[:, :13]
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_log_mel_matches_librosa():
+    y = np.random.default_rng(0).normal(0, 0.1, 16_000).astype(np.float32)
+    ours = LogMel(n_mels=40, f_min_hz=20.0)(torch.from_numpy(y)[None])[0].numpy()
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=16_000, n_fft=512, hop_length=160, win_length=400, window="hann", center=True,
+        pad_mode="reflect", power=2.0, n_mels=40, fmin=20.0, fmax=8_000.0,
+    )
+    np.testing.assert_allclose(ours, np.log(mel + 1e-6), atol=1e-3)
+
+
+@pytest.mark.parametrize("freq", [1000.0, 300.0, 3000.0])
+def test_tone_peaks_in_the_band_containing_it(freq):
+    n_mels, f_min, f_max = 40, 20.0, 8000.0
+    f = LogMel(n_mels=n_mels, f_min_hz=f_min)
+    x = torch.from_numpy(sine(freq, 16_000, 1.0).astype(np.float32))[None]
+    band = int(f(x)[0].mean(dim=1).argmax())
+    edges = librosa.mel_frequencies(n_mels + 2, fmin=f_min, fmax=f_max)
+    # Band i is the triangle from edges[i] to edges[i + 2].
+    assert edges[band] <= freq <= edges[band + 2], (band, edges[band], edges[band + 2])
+    assert abs(edges[band + 1] - freq) < (edges[band + 2] - edges[band])
+
+
+def test_silence_maps_to_floor_not_minus_infinity():
+    out = LogMel(floor=1e-6)(torch.zeros(1, 8_000))
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, torch.full_like(out, float(np.log(1e-6))))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(win_ms=0), dict(hop_ms=-5), dict(win_ms=10, hop_ms=20), dict(n_mels=0), dict(f_min_hz=-1),
+     dict(f_min_hz=4000, f_max_hz=3000), dict(f_max_hz=9000), dict(sample_rate=8000, f_max_hz=5000)],
+)
+def test_bad_log_mel_parameters(kwargs):
+    with pytest.raises(ValueError):
+        LogMel(**kwargs)
+
+
+def test_bad_mfcc_parameters():
+    with pytest.raises(ValueError, match="n_mfcc"):
+        MFCC(n_mfcc=41, n_mels=40)
+    with pytest.raises(ValueError, match="n_mfcc"):
+        MFCC(n_mfcc=0)
+
+
+def test_build_features():
+    x = torch.randn(2, 8_000)
+    log_mel = build_features(FeatureConfig(kind="log_mel", n_mels=32))
+    assert isinstance(log_mel, LogMel) and log_mel.n_features == 32
+    assert log_mel(x).shape == (2, 32, 51)
+    mfcc = build_features(FeatureConfig(kind="mfcc", n_mels=40, n_mfcc=12, hop_ms=20.0, win_ms=30.0))
+    assert isinstance(mfcc, MFCC) and mfcc.n_features == 12
+    assert mfcc(x).shape == (2, 12, 1 + 8_000 // 320)
+    with pytest.raises(ValueError, match="kind"):
+        build_features(FeatureConfig(kind="spectrogram"))
+    with pytest.raises(ValueError):
+        build_features(FeatureConfig(kind="mfcc", n_mels=10, n_mfcc=20))
