@@ -70,13 +70,13 @@ class AugmentConfig:
     speed_min: float = 0.9
     speed_max: float = 1.1
     time_shift_ms: float = 100.0
-    noise_prob: float = 0.5
-    snr_db_min: float = 10.0
-    snr_db_max: float = 40.0
+    noise_prob: float = 0.8
+    snr_db_min: float = 5.0
+    snr_db_max: float = 30.0
     freq_masks: int = 2
-    freq_mask_width: int = 6
+    freq_mask_width: int = 4
     time_masks: int = 2
-    time_mask_width: int = 12
+    time_mask_width: int = 4
 
 
 @dataclass
@@ -93,7 +93,7 @@ class ModelConfig:
     """
 
     name: str = "cnn"
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     dropout: float = 0.2
 
 
@@ -111,6 +111,9 @@ class TrainConfig:
     label_smoothing : float
     patience : int
         Epochs without a better validation accuracy before early stopping.
+    ema_decay : float
+        Decay per step of the moving average of the weights used for validation and
+        inference; 0 turns it off.
     seed : int
     accelerator : str
         ``cpu``, ``gpu`` or ``auto`` (a GPU when present).
@@ -123,6 +126,7 @@ class TrainConfig:
     weight_decay: float = 1e-2
     label_smoothing: float = 0.1
     patience: int = 12
+    ema_decay: float = 0.995
     seed: int = 0
     accelerator: str = "auto"
     num_workers: int = 0
@@ -159,6 +163,7 @@ def validate(config: Config) -> Config:
         ("train.max_epochs", config.train.max_epochs > 0),
         ("train.lr", config.train.lr > 0),
         ("train.patience", config.train.patience > 0),
+        ("train.ema_decay", 0 <= config.train.ema_decay < 1),
         ("train.label_smoothing", 0 <= config.train.label_smoothing < 1),
         ("model.dropout", 0 <= config.model.dropout < 1),
         ("augment.time_shift_ms", config.augment.time_shift_ms >= 0),

@@ -7,6 +7,7 @@ in recognition and in export. The STFT is ``torch.stft``; the mel filter bank is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import librosa
@@ -37,6 +38,9 @@ class FeatureConfig:
         Cepstral coefficients kept when ``kind == "mfcc"``.
     f_min_hz, f_max_hz : float
         Lowest and highest mel band edge in Hz; ``f_max_hz <= 0`` means the Nyquist frequency.
+    top_db : float
+        Dynamic range kept below each clip's loudest cell, in dB; quieter cells are raised to
+        that floor (librosa's ``power_to_db(top_db=...)``, Whisper's 80 dB clamp). 0 keeps all.
     """
 
     kind: str = "log_mel"
@@ -47,6 +51,7 @@ class FeatureConfig:
     n_mfcc: int = 20
     f_min_hz: float = 20.0
     f_max_hz: float = 0.0
+    top_db: float = 40.0
 
 
 class LogMel(nn.Module):
@@ -63,6 +68,9 @@ class LogMel(nn.Module):
         Band edges in Hz; ``f_max_hz <= 0`` means ``sample_rate / 2``.
     floor : float > 0
         Added to the power before the log, so silence maps to ``log(floor)``, not ``-inf``.
+    top_db : float >= 0
+        Keep this many dB below each clip's maximum and raise anything quieter to that level, so
+        recordings with different noise floors look alike; 0 turns the clamp off.
 
     Shape
     -----
@@ -78,7 +86,7 @@ class LogMel(nn.Module):
 
     References
     ----------
-    Davis & Mermelstein 1980; librosa.feature.melspectrogram.
+    Davis & Mermelstein 1980; librosa.feature.melspectrogram and librosa.power_to_db.
     """
 
     def __init__(
@@ -90,6 +98,7 @@ class LogMel(nn.Module):
         f_min_hz: float = 20.0,
         f_max_hz: float = 0.0,
         floor: float = 1e-6,
+        top_db: float = 80.0,
     ):
         super().__init__()
         if win_ms <= 0 or hop_ms <= 0 or hop_ms > win_ms:
@@ -107,6 +116,9 @@ class LogMel(nn.Module):
         self.n_fft = 1 << (self.win_length - 1).bit_length()
         self.n_mels = n_mels
         self.floor = floor
+        if top_db < 0:
+            raise ValueError(f"top_db must be >= 0, got {top_db}")
+        self.top_nats = top_db * math.log(10) / 10  # dB of power -> natural-log units
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
         mel = librosa.filters.mel(
             sr=sample_rate, n_fft=self.n_fft, n_mels=n_mels, fmin=f_min_hz, fmax=f_max_hz
@@ -128,7 +140,11 @@ class LogMel(nn.Module):
             return_complex=True,
         )
         power = torch.view_as_real(spec).pow(2).sum(-1)  # (batch, n_fft // 2 + 1, n_frames)
-        return torch.log(torch.matmul(self.mel_basis, power) + self.floor)
+        log_mel = torch.log(torch.matmul(self.mel_basis, power) + self.floor)
+        if self.top_nats > 0:
+            peak = log_mel.amax(dim=(-2, -1), keepdim=True)
+            log_mel = torch.maximum(log_mel, peak - self.top_nats)
+        return log_mel
 
 
 class MFCC(nn.Module):
@@ -186,6 +202,7 @@ def build_features(config: FeatureConfig) -> nn.Module:
         n_mels=config.n_mels,
         f_min_hz=config.f_min_hz,
         f_max_hz=config.f_max_hz,
+        top_db=config.top_db,
     )
     if config.kind == "log_mel":
         module = LogMel(**log_mel)

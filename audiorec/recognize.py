@@ -122,8 +122,10 @@ class Recognizer:
         config = config_from_yaml(run.config.read_text(encoding="utf-8"))
         path = Path(checkpoint) if checkpoint else run.require_checkpoint()
         state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        # The moving average of the weights, when training kept one, is what was validated.
+        prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "model."
         model = build_model(config, len(labels))
-        model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+        model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         return cls(model, labels, config, top_k=top_k)
 
     def _answer(self, probs: np.ndarray, path: str | None) -> Recognition:

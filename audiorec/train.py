@@ -129,7 +129,7 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         utterances, config.data.val_fraction, config.data.test_fraction, config.data.test_speakers or None
     )
     if not split.val:
-        raise ValueError("the validation split is empty: need at least 3 speakers (or files without a speaker)")
+        warnings.warn("no validation split: training runs all epochs and keeps the last weights")
     labels = sorted({u.label for u in split.train})
     missing = sorted({u.label for u in split.val + split.test} - set(labels))
     if missing:
@@ -164,7 +164,7 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         max_epochs=config.train.max_epochs,
         accelerator=config.train.accelerator,
         devices=1,
-        callbacks=[checkpoint, last, EarlyStopping(monitor="val_acc", mode="max", patience=config.train.patience)],
+        callbacks=[last] + ([checkpoint, EarlyStopping(monitor="val_acc", mode="max", patience=config.train.patience)] if split.val else []),
         logger=CSVLogger(save_dir=run.root, name="logs"),
         enable_progress_bar=progress,
         enable_model_summary=progress,
@@ -175,7 +175,9 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         print(f"resuming from {run.last_checkpoint}")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        trainer.fit(task, train_loader, val_loader, ckpt_path=str(run.last_checkpoint) if resuming else None)
+        trainer.fit(task, train_loader, val_loader if split.val else None, ckpt_path=str(run.last_checkpoint) if resuming else None)
+    if trainer.interrupted:  # Lightning turns Ctrl-C into a graceful stop; the run is not done
+        raise KeyboardInterrupt
     train_time_s = time.time() - started
 
     recognizer = Recognizer.from_run(run.root)

@@ -35,7 +35,7 @@ SYNTH_TAKES = 2
 
 
 def shared_dataset(name: str) -> Path:
-    """The folder ``../shared/data/<name>``, or skip the test when it is absent (as on CI)."""
+    """The folder ``../shared/data/<name>``, or skip the test when it is absent (CI has it; a bare checkout may not)."""
     path = SHARED_DATA / name
     if not path.is_dir():
         pytest.skip(f"real data {path} is absent (tests using ../shared/data/{name} need it)")

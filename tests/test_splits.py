@@ -112,3 +112,14 @@ def test_loso_folds_one_per_speaker():
         assert not split.speakers("train") & split.speakers("val")
         assert len(split.val) > 0
         assert len(split.train) + len(split.val) + len(split.test) == len(utts)
+
+
+def test_speakers_and_speakerless_files_each_get_their_share():
+    """Speech Commands' _silence_ files must not crowd speakers out of validation or test."""
+    split = speaker_split(corpus(), val_fraction=0.1, test_fraction=0.1)
+    for part in ("val", "test"):
+        utts = getattr(split, part)
+        n_speakers = len({u.speaker for u in utts if u.speaker is not None})
+        n_files = sum(u.speaker is None for u in utts)
+        assert n_speakers == round(0.1 * N_SPEAKERS), part
+        assert n_files == round(0.1 * N_SPEAKERLESS), part
