@@ -44,7 +44,7 @@ def test_per_bin_normalisation_removes_a_fixed_channel():
     # Unnormalised log-mel differs a lot; the normalised features differ far less.
     raw_gap = (raw_x - raw_y).abs().mean() / raw_x.std()
     norm_gap = (x - y).abs().mean() / x.std()
-    assert raw_gap > 0.5
+    assert raw_gap > 0.3
     assert norm_gap < 0.25 * raw_gap
 
 
