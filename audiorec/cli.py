@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_data_import(args) -> int:
+def _cmd_data_import(args) -> int:
     from audiorec.data.corpora import ValidationConfig, import_corpus
     from audiorec.data.manifest import write_manifest
     from audiorec.run import write_json
@@ -154,7 +154,7 @@ def cmd_data_import(args) -> int:
     return 0
 
 
-def cmd_data_synth(args) -> int:
+def _cmd_data_synth(args) -> int:
     from audiorec.data.synth import synthesize_commands
 
     out = synthesize_commands(args.out, n_speakers=args.speakers, takes=args.takes, seed=args.seed)
@@ -176,7 +176,7 @@ def _print_results(metrics: dict, run: Path) -> None:
     print(f"run directory: {run} (metrics.json, confusion_matrix.png, checkpoints/)")
 
 
-def cmd_train(args) -> int:
+def _cmd_train(args) -> int:
     from audiorec.config import load_config
     from audiorec.train import train
 
@@ -194,7 +194,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_recognize(args) -> int:
+def _cmd_recognize(args) -> int:
     from audiorec.audio import AudioError
     from audiorec.recognize import Recognizer
 
@@ -217,14 +217,14 @@ def cmd_recognize(args) -> int:
     return 1 if failed else 0
 
 
-def cmd_config(args) -> int:
+def _cmd_config(args) -> int:
     from audiorec.config import load_config, to_yaml
 
     print(to_yaml(load_config(args.config, args.overrides)), end="")
     return 0
 
 
-def cmd_quickstart(args) -> int:
+def _cmd_quickstart(args) -> int:
     from audiorec.config import load_config
     from audiorec.data.synth import synthesize_commands
     from audiorec.recognize import Recognizer
@@ -252,12 +252,12 @@ next steps, on real recordings:
 
 
 COMMANDS = {
-    ("data", "import"): cmd_data_import,
-    ("data", "synth"): cmd_data_synth,
-    ("train", None): cmd_train,
-    ("recognize", None): cmd_recognize,
-    ("quickstart", None): cmd_quickstart,
-    ("config", None): cmd_config,
+    ("data", "import"): _cmd_data_import,
+    ("data", "synth"): _cmd_data_synth,
+    ("train", None): _cmd_train,
+    ("recognize", None): _cmd_recognize,
+    ("quickstart", None): _cmd_quickstart,
+    ("config", None): _cmd_config,
 }
 
 

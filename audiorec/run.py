@@ -73,38 +73,47 @@ class RunDir:
 
     @property
     def config(self) -> Path:
+        """The resolved configuration, YAML."""
         return self.root / "config.yaml"
 
     @property
     def labels(self) -> Path:
+        """Class names in output order, JSON."""
         return self.root / "labels.json"
 
     @property
     def manifest(self) -> Path:
+        """The clips imported on the fly, JSON Lines."""
         return self.root / "manifest.jsonl"
 
     @property
     def import_report(self) -> Path:
+        """What the import kept and excluded, JSON."""
         return self.root / "import_report.json"
 
     @property
     def splits(self) -> Path:
+        """Folder with train.jsonl, val.jsonl and test.jsonl."""
         return self.root / "splits"
 
     @property
     def checkpoints(self) -> Path:
+        """Folder with best.ckpt and last.ckpt."""
         return self.root / "checkpoints"
 
     @property
     def best_checkpoint(self) -> Path:
+        """Lightning checkpoint with the best validation accuracy."""
         return self.checkpoints / "best.ckpt"
 
     @property
     def last_checkpoint(self) -> Path:
+        """Lightning checkpoint of the last finished epoch (for resuming)."""
         return self.checkpoints / "last.ckpt"
 
     @property
     def metrics(self) -> Path:
+        """Test metrics, JSON."""
         return self.root / "metrics.json"
 
     def read_labels(self) -> list[str]:
