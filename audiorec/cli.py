@@ -238,7 +238,8 @@ def _cmd_quickstart(args) -> int:
     config = load_config(None, [f"train.max_epochs={args.max_epochs}"])
     metrics = train(data, run, config, progress=not args.quiet)
     _print_results(metrics, run)
-    test_clip = json.loads((run / "splits" / "test.jsonl").read_text().splitlines()[0])["path"]
+    test = [json.loads(line) for line in (run / "splits" / "test.jsonl").read_text().splitlines()]
+    test_clip = next((u for u in test if not u["label"].startswith("_")), test[0])["path"]
     result = Recognizer.from_run(run).recognize_file(test_clip)
     print(f"\n3/3 recognising a held-out clip: {test_clip}\n    -> {result.label} ({result.score:.3f})")
     print(f"""
