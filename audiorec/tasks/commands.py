@@ -40,13 +40,20 @@ class CommandTask(L.LightningModule):
         self.model = model
         self.config = config
         self.loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.ema = AveragedModel(model, avg_fn=self._ema_step, use_buffers=True) if config.ema_decay > 0 else None
+        self.ema = AveragedModel(model, multi_avg_fn=self._ema_step, use_buffers=True) if config.ema_decay > 0 else None
 
-    def _ema_step(self, averaged: torch.Tensor, current: torch.Tensor, n_averaged: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def _ema_step(self, averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
         # TensorFlow's ExponentialMovingAverage(num_updates=...): a shorter memory early on, so
-        # the average is not dominated by the random initial weights in a short run.
-        decay = min(self.config.ema_decay, (1 + float(n_averaged)) / (10 + float(n_averaged)))
-        return decay * averaged + (1 - decay) * current
+        # the average is not dominated by the random initial weights in a short run. The decay is
+        # computed once per step and every tensor is updated in place.
+        n = float(n_averaged)
+        decay = min(self.config.ema_decay, (1 + n) / (10 + n))
+        for avg, cur in zip(averaged, current):
+            if avg.is_floating_point():
+                avg.mul_(decay).add_(cur, alpha=1 - decay)
+            else:  # counters such as batch norm's num_batches_tracked
+                avg.copy_(cur)
 
     @property
     def inference_model(self) -> nn.Module:
