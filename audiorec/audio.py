@@ -195,3 +195,32 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """
     decoded = decode_audio(path)
     return resample(to_mono(decoded.samples), decoded.sample_rate, sample_rate)
+
+
+def fit_to_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
+    """Centre-pad a short clip with zeros, or cut a long one to its loudest window.
+
+    Parameters
+    ----------
+    waveform : np.ndarray [shape=(n,)]
+    n_samples : int > 0
+        The length every clip is given.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_samples,), dtype=float32]
+        For a long clip, the window of ``n_samples`` with the most energy, so a word recorded
+        with long silences around it is kept whole.
+    """
+    n = len(waveform)
+    if n == n_samples:
+        return waveform.astype(np.float32, copy=False)
+    if n < n_samples:
+        out = np.zeros(n_samples, np.float32)
+        start = (n_samples - n) // 2
+        out[start : start + n] = waveform
+        return out
+    energy = np.concatenate([[0.0], np.cumsum(waveform.astype(np.float64) ** 2)])
+    window_energy = energy[n_samples:] - energy[:-n_samples]
+    start = int(np.argmax(window_energy))
+    return waveform[start : start + n_samples].astype(np.float32)

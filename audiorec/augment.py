@@ -1,94 +1,567 @@
-"""Augmentation: speed perturbation, time shift and noise on the waveform; SpecAugment on features.
+"""Augmentation: waveform effects in the data loader, SpecAugment on features, mixup in the loss.
 
-All are reproducible: the waveform effects draw from a generator the caller seeds, and
-SpecAugment draws from torch's global generator, which ``lightning.seed_everything`` seeds.
+The waveform effects are the course's SoX chain (pitch, tempo, speed, echo, reverb, band-pass,
+gain, loudness normalisation, time shift, white and recorded noise) done with maintained
+libraries: audiomentations (pitch shift and tempo by Signalsmith Stretch, filters, gain,
+loudness by the ITU-R BS.1770 meter, shift, coloured noise), pedalboard (Freeverb reverb, delay)
+and libsoxr (speed). This module only chooses them, orders them and draws their parameters.
+
+Every effect has a probability ``p`` and a range in the config (:class:`AugmentConfig`). A clip's
+effects are drawn from a seed that the data set derives from (run seed, epoch, clip index), so an
+augmented batch is the same in every worker process, on every run and after a resume.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import audiomentations as am
 import numpy as np
+import pedalboard
 import torch
+from audiomentations.core.transforms_interface import BaseWaveformTransform
 from torch import nn
 
-from audiorec.audio import resample
+from audiorec.audio import AudioError, fit_to_length, load_audio, resample
+from audiorec.data.corpora import AUDIO_EXTENSIONS
 
 
-def speed_perturb(waveform: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
-    """Play a clip ``factor`` times faster (tempo and pitch change together, like a tape).
+# --- configuration -----------------------------------------------------------------------------
+
+
+@dataclass
+class SpeedConfig:
+    """Speed perturbation (tempo and pitch together, like a tape): factor in [min_rate, max_rate]."""
+
+    p: float = 1.0
+    min_rate: float = 0.9
+    max_rate: float = 1.1
+
+
+@dataclass
+class PitchShiftConfig:
+    """Pitch shift keeping the tempo, in semitones."""
+
+    p: float = 0.3
+    min_semitones: float = -2.0
+    max_semitones: float = 2.0
+
+
+@dataclass
+class TempoConfig:
+    """Tempo change keeping the pitch: rate > 1 is faster."""
+
+    p: float = 0.2
+    min_rate: float = 0.85
+    max_rate: float = 1.15
+
+
+@dataclass
+class TimeShiftConfig:
+    """Shift the clip left or right by up to ``max_ms`` milliseconds, filling with silence."""
+
+    p: float = 1.0
+    max_ms: float = 100.0
+
+
+@dataclass
+class ReverbConfig:
+    """Freeverb room reverberation: room size in [0, 1] and wet (reverberant) level in [0, 1]."""
+
+    p: float = 0.2
+    min_room_size: float = 0.1
+    max_room_size: float = 0.7
+    min_wet_level: float = 0.1
+    max_wet_level: float = 0.4
+
+
+@dataclass
+class EchoConfig:
+    """A single delay line: delay in ms, feedback and wet mix in [0, 1]."""
+
+    p: float = 0.1
+    min_delay_ms: float = 50.0
+    max_delay_ms: float = 250.0
+    min_feedback: float = 0.0
+    max_feedback: float = 0.4
+    mix: float = 0.3
+
+
+@dataclass
+class BandPassConfig:
+    """High-pass then low-pass filtering (telephone: 300-3400 Hz), cut-offs in Hz."""
+
+    p: float = 0.2
+    min_low_hz: float = 100.0
+    max_low_hz: float = 500.0
+    min_high_hz: float = 3000.0
+    max_high_hz: float = 7000.0
+
+
+@dataclass
+class GainConfig:
+    """Gain in dB."""
+
+    p: float = 0.3
+    min_db: float = -12.0
+    max_db: float = 12.0
+
+
+@dataclass
+class LoudnessConfig:
+    """Loudness normalisation to a target in LUFS (ITU-R BS.1770)."""
+
+    p: float = 0.0
+    min_lufs: float = -31.0
+    max_lufs: float = -13.0
+
+
+@dataclass
+class BackgroundNoiseConfig:
+    """Recorded noise mixed at an SNR in dB, from ``paths`` (audio files or folders of them).
+
+    With no paths the effect is off whatever ``p`` says.
+    """
+
+    p: float = 0.5
+    min_snr_db: float = 0.0
+    max_snr_db: float = 20.0
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ColorNoiseConfig:
+    """Coloured Gaussian noise at an SNR in dB; spectral decay in dB/octave (0 white, -3.01 pink)."""
+
+    p: float = 0.5
+    min_snr_db: float = 5.0
+    max_snr_db: float = 30.0
+    min_f_decay: float = -3.01
+    max_f_decay: float = 0.0
+
+
+@dataclass
+class SpecAugmentConfig:
+    """SpecAugment masks per clip and their largest widths (feature bins, frames)."""
+
+    freq_masks: int = 2
+    freq_mask_width: int = 4
+    time_masks: int = 2
+    time_mask_width: int = 4
+
+
+@dataclass
+class MixupConfig:
+    """Mixup of whole batches with a Beta(alpha, alpha) weight; p is the share of batches mixed."""
+
+    p: float = 0.0
+    alpha: float = 0.2
+
+
+@dataclass
+class AugmentConfig:
+    """Every augmentation of training, in the order the waveform effects are applied.
+
+    Set an effect's ``p`` to 0 to turn it off. ``enabled: false`` turns all of them off.
+    """
+
+    enabled: bool = True
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
+    time_shift: TimeShiftConfig = field(default_factory=TimeShiftConfig)
+    pitch_shift: PitchShiftConfig = field(default_factory=PitchShiftConfig)
+    tempo: TempoConfig = field(default_factory=TempoConfig)
+    band_pass: BandPassConfig = field(default_factory=BandPassConfig)
+    echo: EchoConfig = field(default_factory=EchoConfig)
+    reverb: ReverbConfig = field(default_factory=ReverbConfig)
+    gain: GainConfig = field(default_factory=GainConfig)
+    loudness: LoudnessConfig = field(default_factory=LoudnessConfig)
+    background_noise: BackgroundNoiseConfig = field(default_factory=BackgroundNoiseConfig)
+    color_noise: ColorNoiseConfig = field(default_factory=ColorNoiseConfig)
+    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    mixup: MixupConfig = field(default_factory=MixupConfig)
+
+
+def check_augment_config(config: AugmentConfig) -> list[tuple[str, object]]:
+    """Return ``(key, value)`` of every probability or range that is out of bounds.
+
+    Keys are dotted below ``augment`` (``pitch_shift.p``); empty when all is well.
+    """
+    bad = []
+    for name in config.__dataclass_fields__:
+        section = getattr(config, name)
+        if not hasattr(section, "__dataclass_fields__"):
+            continue
+        values = vars(section)
+        if "p" in values and not 0 <= values["p"] <= 1:
+            bad.append((f"{name}.p", values["p"]))
+        for key, low in values.items():
+            if key.startswith("min_") and low > values[f"max_{key[4:]}"]:
+                bad.append((f"{name}.{key}", low))
+    if config.speed.min_rate <= 0:
+        bad.append(("speed.min_rate", config.speed.min_rate))
+    if config.tempo.min_rate <= 0:
+        bad.append(("tempo.min_rate", config.tempo.min_rate))
+    if config.time_shift.max_ms < 0:
+        bad.append(("time_shift.max_ms", config.time_shift.max_ms))
+    if config.mixup.alpha <= 0:
+        bad.append(("mixup.alpha", config.mixup.alpha))
+    return bad
+
+
+# --- noise -------------------------------------------------------------------------------------
+
+
+class NoiseError(ValueError):
+    """A noise file or folder cannot serve as noise; the message names it and says why."""
+
+
+def load_noise(paths: Sequence[str | Path], sample_rate: int) -> list[tuple[str, np.ndarray]]:
+    """Decode noise recordings once, from files and folders (searched recursively).
 
     Parameters
     ----------
-    waveform : np.ndarray [shape=(n_samples,)]
-    factor : float > 0
-        Speed ratio; 1.1 makes the clip 10% shorter and 10% higher.
+    paths : sequence of str or Path
+        Audio files, or folders of them.
+    sample_rate : int
+        Hz; every recording is resampled to it.
+
+    Returns
+    -------
+    list of (name, np.ndarray [shape=(n_samples,), dtype=float32])
+        ``name`` is the file's stem, e.g. ``running_tap``.
+
+    Raises
+    ------
+    NoiseError
+        A path does not exist, a folder holds no audio file, a file cannot be decoded, or a
+        recording is silent; the message names it.
+    """
+    files: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found = sorted(p for p in entry.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                raise NoiseError(f"noise folder {entry} holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+            files += found
+        elif entry.is_file():
+            files.append(entry)
+        else:
+            raise NoiseError(f"noise path {entry} does not exist")
+    noises = []
+    for path in files:
+        try:
+            samples = load_audio(path, sample_rate)
+        except AudioError as e:
+            raise NoiseError(f"noise file {path} cannot be used: {e.reason}") from e
+        if not np.any(samples):
+            raise NoiseError(f"noise file {path} is silent")
+        noises.append((path.stem, samples))
+    return noises
+
+
+def rms(samples: np.ndarray) -> float:
+    """Root mean square of a signal, computed in float64."""
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+
+
+def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """Add ``noise`` scaled so that the clean-to-noise power ratio is ``snr_db``.
+
+    Parameters
+    ----------
+    clean : np.ndarray [shape=(n,)]
+    noise : np.ndarray [shape=(m,)]
+        Tiled when shorter than ``clean``, cut when longer.
+    snr_db : float
+        10 log10 of mean clean power over mean added-noise power, both over the whole clip.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,), dtype=float32]
+        ``clean`` unchanged when it is all zeros (no SNR can be defined).
+
+    Raises
+    ------
+    ValueError
+        ``noise`` is empty or all zeros.
+    """
+    noise_rms = rms(noise)
+    if noise_rms == 0:
+        raise ValueError("noise is silent: it cannot be mixed at an SNR")
+    clean_rms = rms(clean)
+    if clean_rms == 0:
+        return clean.astype(np.float32, copy=False)
+    if len(noise) < len(clean):
+        noise = np.tile(noise, -(-len(clean) // len(noise)))
+    noise = noise[: len(clean)]
+    gain = clean_rms / (rms(noise) * 10 ** (snr_db / 20))
+    return (clean + gain * noise).astype(np.float32)
+
+
+# --- effects that audiomentations lacks, as audiomentations transforms -------------------------
+
+
+class BackgroundNoise(BaseWaveformTransform):
+    """Mix a random excerpt of a preloaded noise recording at a random SNR.
+
+    Like ``audiomentations.AddBackgroundNoise``, but the recordings are decoded once by
+    :func:`load_noise` (any format :func:`~audiorec.audio.load_audio` reads, with errors naming
+    the file) instead of from disk on every call.
+    """
+
+    supports_multichannel = False
+
+    def __init__(self, noises: list[tuple[str, np.ndarray]], min_snr_db: float, max_snr_db: float, p: float):
+        super().__init__(p)
+        if not noises:
+            raise NoiseError("no noise recordings given")
+        self.noises, self.min_snr_db, self.max_snr_db = noises, min_snr_db, max_snr_db
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            index = random.randrange(len(self.noises))
+            self.parameters["noise"] = self.noises[index][0]
+            self.parameters["index"] = index
+            self.parameters["offset"] = random.randint(0, max(0, len(self.noises[index][1]) - len(samples)))
+            self.parameters["snr_db"] = random.uniform(self.min_snr_db, self.max_snr_db)
+
+    def apply(self, samples, sample_rate):
+        noise = self.noises[self.parameters["index"]][1]
+        start = self.parameters["offset"]
+        return mix_at_snr(samples, noise[start : start + len(samples)], self.parameters["snr_db"])
+
+
+class Speed(BaseWaveformTransform):
+    """Speed perturbation by resampling with libsoxr (Ko et al. 2015: factors 0.9-1.1).
+
+    A factor of 1.1 makes the clip 10% shorter and 10% higher; the length changes.
+    """
+
+    supports_multichannel = False
+
+    def __init__(self, min_rate: float, max_rate: float, p: float):
+        super().__init__(p)
+        self.min_rate, self.max_rate = min_rate, max_rate
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters["rate"] = random.uniform(self.min_rate, self.max_rate)
+
+    def apply(self, samples, sample_rate):
+        return resample(samples, round(sample_rate * self.parameters["rate"]), sample_rate)
+
+
+class _Pedalboard(BaseWaveformTransform):
+    """Base of effects rendered by a pedalboard plugin built from the drawn parameters."""
+
+    supports_multichannel = False
+
+    def plugin(self) -> pedalboard.Plugin:
+        raise NotImplementedError
+
+    def apply(self, samples, sample_rate):
+        out = self.plugin().process(samples[None, :].astype(np.float32), sample_rate, reset=True)
+        return out[0, : len(samples)]
+
+
+class Reverb(_Pedalboard):
+    """Room reverberation by pedalboard's Freeverb (Jezar 2000), dry level 1 - wet level."""
+
+    def __init__(self, config: ReverbConfig):
+        super().__init__(config.p)
+        self.config = config
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            c = self.config
+            self.parameters["room_size"] = random.uniform(c.min_room_size, c.max_room_size)
+            self.parameters["wet_level"] = random.uniform(c.min_wet_level, c.max_wet_level)
+
+    def plugin(self):
+        wet = self.parameters["wet_level"]
+        return pedalboard.Reverb(room_size=self.parameters["room_size"], wet_level=wet, dry_level=1 - wet)
+
+
+class Echo(_Pedalboard):
+    """An echo by pedalboard's delay line: delay, feedback and wet mix."""
+
+    def __init__(self, config: EchoConfig):
+        super().__init__(config.p)
+        self.config = config
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            c = self.config
+            self.parameters["delay_ms"] = random.uniform(c.min_delay_ms, c.max_delay_ms)
+            self.parameters["feedback"] = random.uniform(c.min_feedback, c.max_feedback)
+
+    def plugin(self):
+        return pedalboard.Delay(
+            delay_seconds=self.parameters["delay_ms"] / 1000, feedback=self.parameters["feedback"], mix=self.config.mix
+        )
+
+
+class BandPass(BaseWaveformTransform):
+    """High-pass then low-pass Butterworth filtering (audiomentations, 12 dB/octave)."""
+
+    supports_multichannel = False
+
+    def __init__(self, config: BandPassConfig):
+        super().__init__(config.p)
+        self.high_pass = am.HighPassFilter(config.min_low_hz, config.max_low_hz, 12, 12, p=1.0)
+        self.low_pass = am.LowPassFilter(config.min_high_hz, config.max_high_hz, 12, 12, p=1.0)
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.high_pass.randomize_parameters(samples, sample_rate)
+            self.low_pass.randomize_parameters(samples, sample_rate)
+            self.parameters["low_hz"] = self.high_pass.parameters["cutoff_freq"]
+            self.parameters["high_hz"] = self.low_pass.parameters["cutoff_freq"]
+
+    def apply(self, samples, sample_rate):
+        return self.low_pass.apply(self.high_pass.apply(samples, sample_rate), sample_rate)
+
+
+# --- the chain ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def seeded(seed: int | Sequence[int]):
+    """Seed Python's and NumPy's global generators (which audiomentations draws from) for a block.
+
+    The previous states are restored afterwards, so code around it sees no change.
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    entropy = np.random.SeedSequence(seed).generate_state(2)
+    random.seed(int(entropy[0]))
+    np.random.seed(int(entropy[1]))
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+class WaveformAugment:
+    """The configured chain of waveform effects, applied to one clip at a time.
+
+    Order: speed -> cut/pad to the clip length -> time shift -> pitch shift -> tempo -> band-pass
+    -> echo -> reverb -> gain -> loudness -> recorded noise -> coloured noise. Channel and room
+    effects come before the noise, as in a real recording; the noise is added last so the SNR is
+    the one drawn.
+
+    Parameters
+    ----------
+    config : AugmentConfig
     sample_rate : int
         Hz.
+    clip_samples : int, optional
+        The length every clip is cut or padded to after speed perturbation
+        (:func:`~audiorec.data.dataset.fit_to_length`); None keeps the length.
+    noises : list of (name, np.ndarray), optional
+        Preloaded recordings for ``background_noise`` (default: loaded from its ``paths``).
 
-    Returns
-    -------
-    np.ndarray [shape=(round(n_samples / factor),), dtype=float32]
-
-    References
-    ----------
-    Ko et al. 2015, "Audio Augmentation for Speech Recognition" (factors 0.9, 1.0, 1.1);
-    resampling by libsoxr.
-    """
-    if factor <= 0:
-        raise ValueError(f"speed factor must be positive, got {factor}")
-    if factor == 1:
-        return waveform
-    return resample(waveform, round(sample_rate * factor), sample_rate)
-
-
-def add_noise(waveform: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white Gaussian noise at a signal-to-noise ratio.
-
-    Parameters
-    ----------
-    waveform : np.ndarray [shape=(n_samples,)]
-    snr_db : float
-        Ratio of the clip's mean power to the noise power, in dB.
-    rng : np.random.Generator
-
-    Returns
-    -------
-    np.ndarray [shape=(n_samples,), dtype=float32]
-    """
-    power = float(np.mean(waveform.astype(np.float64) ** 2))
-    if power == 0:
-        return waveform
-    noise_std = np.sqrt(power / 10 ** (snr_db / 10))
-    return (waveform + rng.normal(0, noise_std, len(waveform))).astype(np.float32)
-
-
-def time_shift(waveform: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
-    """Shift a clip left or right by up to ``max_shift`` samples, filling with zeros.
-
-    Parameters
-    ----------
-    waveform : np.ndarray [shape=(n_samples,)]
-    max_shift : int >= 0
-        Largest shift in samples.
-    rng : np.random.Generator
-
-    Returns
-    -------
-    np.ndarray [shape=(n_samples,)]
-        Same length as the input.
+    Raises
+    ------
+    NoiseError
+        A background-noise path is missing, empty, undecodable or silent.
 
     References
     ----------
-    The time-shift augmentation of the TensorFlow Speech Commands recipe (Warden 2018).
+    Ko et al. 2015 (speed perturbation); Ko et al. 2017 (simulated reverberation); Warden 2018
+    (time shift and background noise in the Speech Commands recipe); Park et al. 2019 (SpecAugment).
     """
-    if max_shift <= 0:
-        return waveform
-    shift = int(rng.integers(-max_shift, max_shift + 1))
-    out = np.zeros_like(waveform)
-    if shift >= 0:
-        out[shift:] = waveform[: len(waveform) - shift]
-    else:
-        out[:shift] = waveform[-shift:]
-    return out
+
+    def __init__(
+        self,
+        config: AugmentConfig,
+        sample_rate: int,
+        clip_samples: int | None = None,
+        noises: list[tuple[str, np.ndarray]] | None = None,
+    ):
+        self.config, self.sample_rate, self.clip_samples = config, sample_rate, clip_samples
+        c = config
+        self.speed = Speed(c.speed.min_rate, c.speed.max_rate, p=c.speed.p)
+        shift = c.time_shift.max_ms / 1000
+        effects: list[tuple[str, BaseWaveformTransform]] = [
+            ("time_shift", am.Shift(-shift, shift, shift_unit="seconds", rollover=False, fade_duration=0, p=c.time_shift.p)),
+            ("pitch_shift", am.PitchShift(c.pitch_shift.min_semitones, c.pitch_shift.max_semitones, p=c.pitch_shift.p)),
+            ("tempo", am.TimeStretch(c.tempo.min_rate, c.tempo.max_rate, leave_length_unchanged=True, p=c.tempo.p)),
+            ("band_pass", BandPass(c.band_pass)),
+            ("echo", Echo(c.echo)),
+            ("reverb", Reverb(c.reverb)),
+            ("gain", am.Gain(c.gain.min_db, c.gain.max_db, p=c.gain.p)),
+            ("loudness", am.LoudnessNormalization(c.loudness.min_lufs, c.loudness.max_lufs, p=c.loudness.p)),
+        ]
+        if c.background_noise.p > 0 and c.background_noise.paths:
+            noises = noises if noises is not None else load_noise(c.background_noise.paths, sample_rate)
+            effects.append(("background_noise", BackgroundNoise(noises, c.background_noise.min_snr_db, c.background_noise.max_snr_db, c.background_noise.p)))
+        effects.append(("color_noise", am.AddColorNoise(c.color_noise.min_snr_db, c.color_noise.max_snr_db, c.color_noise.min_f_decay, c.color_noise.max_f_decay, p=c.color_noise.p)))
+        self.effects = [(name, effect) for name, effect in effects if effect.p > 0]
+
+    def __call__(self, samples: np.ndarray, seed: int | Sequence[int]) -> tuple[np.ndarray, list[dict]]:
+        """Augment one clip.
+
+        Parameters
+        ----------
+        samples : np.ndarray [shape=(n,)]
+            Mono float waveform at ``sample_rate``.
+        seed : int or sequence of int
+            Determines every draw; the same seed gives the same output.
+
+        Returns
+        -------
+        augmented : np.ndarray [shape=(clip_samples,) or (n',), dtype=float32]
+        applied : list of dict
+            One ``{"effect": name, <parameter>: value, ...}`` per effect that was applied.
+        """
+        if not self.config.enabled:
+            clip = samples if self.clip_samples is None else fit_to_length(samples, self.clip_samples)
+            return clip.astype(np.float32, copy=False), []
+        applied: list[dict] = []
+        with seeded(seed):
+            clip = self._apply("speed", self.speed, samples.astype(np.float32, copy=False), applied)
+            if self.clip_samples is not None:
+                clip = fit_to_length(clip, self.clip_samples)
+            if np.any(clip):  # loudness, SNR and filters are undefined on digital silence
+                for name, effect in self.effects:
+                    clip = self._apply(name, effect, clip, applied)
+        return np.ascontiguousarray(clip, dtype=np.float32), applied
+
+    def _apply(self, name: str, effect: BaseWaveformTransform, clip: np.ndarray, applied: list[dict]) -> np.ndarray:
+        out = effect(clip, self.sample_rate)
+        if effect.parameters.get("should_apply"):
+            params = {k: _plain(v) for k, v in effect.parameters.items() if k not in ("should_apply", "index")}
+            # Report levels in the config's units (dB), not only as audiomentations' ratios.
+            if name == "gain":
+                params["gain_db"] = _plain(20 * np.log10(effect.parameters["amplitude_ratio"]))
+            if name == "color_noise" and effect.parameters["desired_noise_rms"] > 0:
+                params["snr_db"] = _plain(20 * np.log10(rms(clip) / effect.parameters["desired_noise_rms"]))
+            applied.append({"effect": name, **params})
+        return out
+
+
+def _plain(value):
+    """A JSON-serialisable copy of a drawn parameter."""
+    if isinstance(value, (np.floating, float)):
+        return float(f"{float(value):.6g}")
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    return value if isinstance(value, (int, str)) else str(value)
+
+
+# --- feature and batch augmentation ------------------------------------------------------------
 
 
 class SpecAugment(nn.Module):
@@ -147,3 +620,30 @@ class SpecAugment(nn.Module):
         mask = freq[:, :, None] | time[:, None, :]
         fill = features.mean(dim=(1, 2), keepdim=True)
         return torch.where(mask, fill, features)
+
+
+def mixup(waveform: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Mix each clip of a batch with another clip of the same batch.
+
+    Parameters
+    ----------
+    waveform : torch.Tensor [shape=(batch, n_samples)]
+    target : torch.Tensor [shape=(batch,)] class indices
+    alpha : float > 0
+        The mixing weight is drawn from Beta(alpha, alpha) (torch's global generator).
+
+    Returns
+    -------
+    mixed : torch.Tensor [shape=(batch, n_samples)]
+        ``lam * waveform + (1 - lam) * waveform[perm]``.
+    target_a, target_b : torch.Tensor [shape=(batch,)]
+        The two targets; the loss is ``lam * loss(target_a) + (1 - lam) * loss(target_b)``.
+    lam : float
+
+    References
+    ----------
+    Zhang et al. 2018, "mixup: Beyond Empirical Risk Minimization".
+    """
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(len(waveform), device=waveform.device)
+    return lam * waveform + (1 - lam) * waveform[perm], target, target[perm], lam

@@ -14,6 +14,9 @@ examples:
   audiorec train --data ../shared/data/fsdd --out runs/fsdd --test-speakers george
   audiorec train --data ../shared/data/speech_commands_v2_test --out runs/sc12
   audiorec recognize runs/fsdd clip1.wav clip2.webm --json
+  audiorec evaluate runs/sc12 --noise ../shared/data/noise --snr-db 20,10,5,0
+  audiorec cv --data ../shared/data/fsdd --folds loso --out runs/fsdd_loso
+  audiorec augment my_recordings my_recordings_aug --copies 4
 """
 
 
@@ -65,12 +68,17 @@ def _add_train_command(sub) -> None:
     )
     tr.add_argument("--data", required=True, help="corpus folder (imported on the fly) or .jsonl manifest")
     tr.add_argument("--out", required=True, help="run directory to write")
-    tr.add_argument("--config", help="YAML config file")
     tr.add_argument("--test-speakers", help="comma-separated speakers to hold out for test, e.g. george")
-    tr.add_argument("--max-epochs", type=int, help="override train.max_epochs")
-    tr.add_argument("--seed", type=int, help="override train.seed")
-    tr.add_argument("--quiet", action="store_true", help="no progress bars")
-    tr.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    _add_training_options(tr)
+
+
+def _add_training_options(parser) -> None:
+    """The options ``train`` and ``cv`` share: config file, epochs, seed, quiet, overrides."""
+    parser.add_argument("--config", help="YAML config file")
+    parser.add_argument("--max-epochs", type=int, help="override train.max_epochs")
+    parser.add_argument("--seed", type=int, help="override train.seed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
 
 def _add_recognize_command(sub) -> None:
@@ -85,6 +93,61 @@ def _add_recognize_command(sub) -> None:
     rec.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, M4A, WebM, SPHERE ...)")
     rec.add_argument("--json", action="store_true", help="one JSON object per line")
     rec.add_argument("--top-k", type=int, default=3, help="how many classes to list")
+
+
+def _add_evaluate_command(sub) -> None:
+    ev = sub.add_parser(
+        "evaluate",
+        help="test a trained run on labelled clips, clean and mixed with noise at several SNRs",
+        description="Recognise labelled clips with a trained run and report accuracy. With --noise, "
+        "every clip is also mixed with a noise recording at each --snr-db, and metrics.json and "
+        "accuracy_vs_snr.png report accuracy per SNR next to clean accuracy.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ev.add_argument("run", help="run directory written by 'audiorec train'")
+    ev.add_argument("--data", help="corpus folder or .jsonl manifest (default: the run's own test split)")
+    ev.add_argument("--noise", action="append", help="noise file or folder (repeatable)")
+    ev.add_argument("--snr-db", default="20,10,5,0", help="comma-separated SNRs in dB, used with --noise")
+    ev.add_argument("--out", help="output folder (default: RUN/evaluate)")
+    ev.add_argument("--seed", type=int, default=0, help="chooses each clip's noise excerpt")
+
+
+def _add_cv_command(sub) -> None:
+    cv = sub.add_parser(
+        "cv",
+        help="leave-one-speaker-out cross-validation: one model per held-out speaker",
+        description="Train one model per speaker with that speaker held out for test, and write "
+        "OUT/metrics.json (mean_accuracy, worst fold, folds) and OUT/folds.png. Running the same "
+        "command again skips finished folds and resumes an interrupted one.",
+        epilog="overrides: any config key as key=value, as for 'audiorec train'.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cv.add_argument("--data", required=True, help="corpus folder or .jsonl manifest with speakers")
+    cv.add_argument("--out", required=True, help="output folder (one run directory per fold)")
+    cv.add_argument("--folds", default="loso", choices=["loso"], help="loso: leave one speaker out")
+    _add_training_options(cv)
+
+
+def _add_augment_command(sub) -> None:
+    aug = sub.add_parser(
+        "augment",
+        help="write augmented copies of a corpus (offline augmentation)",
+        description="Write COPIES augmented versions of every audio file under IN_DIR to the same "
+        "relative place in OUT_DIR as <name>-aug<k>.wav (16 kHz, 16-bit), plus the originals, and "
+        "record in OUT_DIR/augment_log.jsonl which effects, with which parameters, made each copy. "
+        "The effects, probabilities and ranges are the training config's 'augment' section.",
+        epilog="examples: audiorec augment data data_aug --copies 4 augment.pitch_shift.p=0.8 "
+        "augment.background_noise.paths=[../shared/data/noise]",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    aug.add_argument("in_dir", help="corpus folder to read (never modified)")
+    aug.add_argument("out_dir", help="folder to write")
+    aug.add_argument("--copies", type=int, default=2, help="augmented versions per file")
+    aug.add_argument("--seed", type=int, default=0)
+    aug.add_argument("--no-originals", action="store_true", help="write only the augmented copies")
+    aug.add_argument("--config", help="YAML config file (its augment section is used)")
+    aug.add_argument("--quiet", action="store_true", help="no progress bar")
+    aug.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. augment.reverb.p=0.5")
 
 
 def _add_config_command(sub) -> None:
@@ -120,11 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     from audiorec import __version__
 
     parser.add_argument("--version", action="version", version=f"audiorec {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{quickstart,data,train,recognize,config}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{quickstart,data,train,recognize,evaluate,cv,augment,config}"
+    )
     _add_quickstart_command(sub)
     _add_data_commands(sub)
     _add_train_command(sub)
     _add_recognize_command(sub)
+    _add_evaluate_command(sub)
+    _add_cv_command(sub)
+    _add_augment_command(sub)
     _add_config_command(sub)
     return parser
 
@@ -176,20 +244,25 @@ def _print_results(metrics: dict, run: Path) -> None:
     print(f"run directory: {run} (metrics.json, confusion_matrix.png, checkpoints/)")
 
 
-def _cmd_train(args) -> int:
+def _training_config(args):
+    """The config of ``train`` and ``cv``: file, overrides, then the dedicated flags."""
     from audiorec.config import load_config
-    from audiorec.train import train
 
     overrides = list(args.overrides)
-    if args.test_speakers:
+    if getattr(args, "test_speakers", None):
         speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()]
         overrides.append(f"data.test_speakers=[{','.join(speakers)}]")
     if args.max_epochs is not None:
         overrides.append(f"train.max_epochs={args.max_epochs}")
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
-    config = load_config(args.config, overrides)
-    metrics = train(args.data, args.out, config, progress=not args.quiet)
+    return load_config(args.config, overrides)
+
+
+def _cmd_train(args) -> int:
+    from audiorec.train import train
+
+    metrics = train(args.data, args.out, _training_config(args), progress=not args.quiet)
     _print_results(metrics, Path(args.out))
     return 0
 
@@ -215,6 +288,67 @@ def _cmd_recognize(args) -> int:
             others = ", ".join(f"{l} {s:.3f}" for l, s in result.top_k[1:])
             print(f"{path}\t{result.label}\t{result.score:.3f}" + (f"\t({others})" if others else ""), flush=True)
     return 1 if failed else 0
+
+
+def _cmd_evaluate(args) -> int:
+    from audiorec.augment import load_noise
+    from audiorec.config import load_config
+    from audiorec.data.dataset import load_waveforms
+    from audiorec.evaluate import evaluate, evaluate_noise
+    from audiorec.recognize import Recognizer
+    from audiorec.run import RunDir, write_json
+    from audiorec.train import prepare_data
+
+    run = RunDir(Path(args.run))
+    recognizer = Recognizer.from_run(run.root)
+    noises = load_noise(args.noise, recognizer.sample_rate) if args.noise else None  # fail before decoding clips
+    data = args.data or run.splits / "test.jsonl"
+    utterances = prepare_data(data, load_config(run.config if run.config.is_file() else None))
+    out = Path(args.out) if args.out else run.root / "evaluate"
+    waveforms = load_waveforms(utterances, recognizer.sample_rate)
+    if not args.noise:
+        metrics = evaluate(recognizer, utterances, waveforms, out)
+        write_json(out / "metrics.json", metrics)
+        print(f"accuracy {metrics['accuracy']:.4f} on {metrics['n']} clips of {data}; wrote {out}")
+        return 0
+    try:
+        snrs = [float(s) for s in args.snr_db.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--snr-db {args.snr_db!r}: expected comma-separated numbers, e.g. 20,10,5,0") from None
+    metrics = evaluate_noise(recognizer, utterances, waveforms, noises, snrs, out, seed=args.seed)
+    print(f"{metrics['n']} clips of {data}, noise: {', '.join(metrics['noises'])}")
+    print(f"  clean     accuracy {metrics['clean_accuracy']:.4f}")
+    for snr, acc, drop in zip(metrics["snr_db"], metrics["accuracy"], metrics["drop"]):
+        print(f"  {snr:5g} dB  accuracy {acc:.4f}  (drop {100 * drop:+.1f} points)")
+    print(f"wrote {out / 'metrics.json'} and {out / 'accuracy_vs_snr.png'}")
+    return 0
+
+
+def _cmd_cv(args) -> int:
+    from audiorec.cv import cross_validate
+
+    summary = cross_validate(args.data, args.out, _training_config(args), args.folds, progress=not args.quiet)
+    print(f"\nleave-one-speaker-out over {len(summary['folds'])} speakers:")
+    for fold in summary["folds"]:
+        print(f"  {fold['speaker']:>12}  {fold['test_accuracy']:.4f}  ({fold['n_test']} clips)")
+    print(f"mean accuracy {summary['mean_accuracy']:.4f} (std {summary['std_accuracy']:.4f}), "
+          f"worst {summary['worst_accuracy']:.4f} ({summary['worst_speaker']})")
+    print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'folds.png'}")
+    return 0
+
+
+def _cmd_augment(args) -> int:
+    from audiorec.config import load_config
+    from audiorec.data.offline_augment import augment_corpus
+
+    config = load_config(args.config, args.overrides)
+    result = augment_corpus(args.in_dir, args.out_dir, args.copies, config.augment, seed=args.seed,
+                            include_originals=not args.no_originals, sample_rate=config.features.sample_rate,
+                            progress=not args.quiet)
+    for error in result["errors"]:
+        print(f"error: {error['path']}: {error['error']} (skipped)", file=sys.stderr)
+    print(f"{result['n_files']} files, {result['n_written']} written to {args.out_dir}; record of effects: {result['log']}")
+    return 1 if result["errors"] else 0
 
 
 def _cmd_config(args) -> int:
@@ -259,6 +393,9 @@ COMMANDS = {
     ("recognize", None): _cmd_recognize,
     ("quickstart", None): _cmd_quickstart,
     ("config", None): _cmd_config,
+    ("evaluate", None): _cmd_evaluate,
+    ("cv", None): _cmd_cv,
+    ("augment", None): _cmd_augment,
 }
 
 
@@ -271,7 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     from audiorec.audio import AudioError
     from audiorec.data.synth import SynthError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills a positional list once, so key=value overrides written after an option
+    # (``augment IN OUT --copies 4 augment.reverb.p=0.5``) come back unparsed: add them here.
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = COMMANDS[(args.command, getattr(args, "data_command", None))]
     try:
         return handler(args)

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from audiorec.audio import load_audio
+from audiorec.audio import fit_to_length, load_audio
 from audiorec.config import Config, config_from_yaml
-from audiorec.data.dataset import fit_to_length
 from audiorec.models import build_model
 from audiorec.run import RunDir, RunError
 

@@ -7,6 +7,7 @@ when the same command is run again.
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 import warnings
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from audiorec.augment import WaveformAugment
 from audiorec.config import Config, ConfigError, config_from_yaml, to_yaml
 from audiorec.data.corpora import import_corpus
 from audiorec.data.dataset import ClipDataset, load_waveforms
@@ -91,6 +93,43 @@ def _check_resumable(run: RunDir, config: Config) -> None:
         )
 
 
+class DataWaitMeter(L.Callback):
+    """Measure the share of training-step time spent waiting for the next batch.
+
+    The wait is the time from the end of one training step to the start of the next within an
+    epoch (fetching, augmenting and collating the batch, plus the loop's own overhead); the step
+    is the forward, backward and optimiser update. The first batch of each epoch is left out,
+    because its wait includes validation and starting the loader workers.
+
+    Attributes
+    ----------
+    share : float or None
+        ``wait / (wait + step)`` over the run so far; None before two batches.
+    """
+
+    def __init__(self):
+        self.wait_s = self.step_s = 0.0
+        self._end = self._start = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._end = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+        if self._end is not None:
+            self.wait_s += self._start - self._end
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._end = time.perf_counter()
+        if batch_idx > 0:
+            self.step_s += self._end - self._start
+
+    @property
+    def share(self) -> float | None:
+        total = self.wait_s + self.step_s
+        return round(self.wait_s / total, 4) if total > 0 else None
+
+
 def train(data: str | Path, out: str | Path, config: Config, progress: bool = True) -> dict:
     """Train, validate and test a command recognizer; write everything into ``out``.
 
@@ -144,16 +183,17 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
     waves = {part: load_waveforms(getattr(split, part), sample_rate, progress, desc=f"load {part}") for part in ("train", "val", "test")}
     index = {label: i for i, label in enumerate(labels)}
     val_keep = [i for i, u in enumerate(split.val) if u.label in index]
-    train_set = ClipDataset(
-        waves["train"], [index[u.label] for u in split.train], clip_samples, config.augment, sample_rate, config.train.seed
-    )
+    augment = WaveformAugment(config.augment, sample_rate, clip_samples) if config.augment.enabled else None
+    train_set = ClipDataset(waves["train"], [index[u.label] for u in split.train], clip_samples, augment, config.train.seed)
     val_set = ClipDataset([waves["val"][i] for i in val_keep], [index[split.val[i].label] for i in val_keep], clip_samples)
-    loader = dict(batch_size=config.data.batch_size, num_workers=config.train.num_workers)
+    workers = config.train.num_workers if config.train.num_workers >= 0 else max(1, min(8, (os.cpu_count() or 2) - 1))
+    loader = dict(batch_size=config.data.batch_size, num_workers=workers)
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.data.batch_size, **loader)
-    val_loader = torch.utils.data.DataLoader(val_set, **loader)
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.data.batch_size)
 
     model = build_model(config, len(labels))
-    task = CommandTask(model, config.train)
+    task = CommandTask(model, config.train, config.augment.mixup if config.augment.enabled else None)
+    data_wait = DataWaitMeter()
     checkpoint = ModelCheckpoint(
         dirpath=run.checkpoints, filename="best", monitor="val_acc", mode="max", save_top_k=1,
         enable_version_counter=False,
@@ -164,12 +204,13 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         max_epochs=config.train.max_epochs,
         accelerator=config.train.accelerator,
         devices=1,
-        callbacks=[last] + ([checkpoint, EarlyStopping(monitor="val_acc", mode="max", patience=config.train.patience)] if split.val else []),
+        callbacks=[last, data_wait, LearningRateMonitor("step")] + ([checkpoint, EarlyStopping(monitor="val_acc", mode="max", patience=config.train.patience)] if split.val else []),
         logger=CSVLogger(save_dir=run.root, name="logs"),
         enable_progress_bar=progress,
         enable_model_summary=progress,
         log_every_n_steps=max(1, min(50, len(train_loader))),
         num_sanity_val_steps=0,
+        gradient_clip_val=config.train.gradient_clip or None,
     )
     if resuming:
         print(f"resuming from {run.last_checkpoint}")
@@ -193,6 +234,7 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         "epochs": trainer.current_epoch,
         "n_parameters": count_parameters(recognizer.model),
         "train_time_s": round(train_time_s, 1),
+        "data_wait_share": data_wait.share,
     }
     if split.test:
         test = evaluate(recognizer, split.test, waves["test"], run.root)

@@ -38,8 +38,9 @@ AUDIO_EXTENSIONS = {
 }
 LAYOUTS = ("auto", "fsdd", "folders", "speaker_folders")
 
-_FSDD_NAME = re.compile(r"^(?P<label>\d)_(?P<speaker>[A-Za-z]+)_(?P<index>\d+)$")
-_SC_NAME = re.compile(r"^(?:.+_)?(?P<speaker>[^_]+)_nohash_\d+$")
+# An optional "-aug<k>" suffix marks copies written by ``audiorec augment``; they keep the speaker.
+_FSDD_NAME = re.compile(r"^(?P<label>\d)_(?P<speaker>[A-Za-z]+)_(?P<index>\d+)(?:-aug\d+)?$")
+_SC_NAME = re.compile(r"^(?:.+_)?(?P<speaker>[^_]+)_nohash_\d+(?:-aug\d+)?$")
 
 
 @dataclass
@@ -142,7 +143,8 @@ def check_audio(samples: np.ndarray, sample_rate: int, config: ValidationConfig)
     return None
 
 
-def _is_audio(path: Path) -> bool:
+def is_audio_file(path: Path) -> bool:
+    """True for a visible file with an audio extension (see ``AUDIO_EXTENSIONS``)."""
     return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
 
 
@@ -170,13 +172,13 @@ def detect_layout(root: Path) -> str:
     ValueError
         No audio files where any layout expects them.
     """
-    top = [p for p in root.iterdir() if _is_audio(p)]
+    top = [p for p in root.iterdir() if is_audio_file(p)]
     if top and all(_FSDD_NAME.match(p.stem) for p in top):
         return "fsdd"
     subdirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    if any(_is_audio(p) for d in subdirs for p in d.iterdir()):
+    if any(is_audio_file(p) for d in subdirs for p in d.iterdir()):
         return "folders"
-    if any(_is_audio(p) for d in subdirs for s in d.iterdir() if s.is_dir() for p in s.iterdir()):
+    if any(is_audio_file(p) for d in subdirs for s in d.iterdir() if s.is_dir() for p in s.iterdir()):
         return "speaker_folders"
     raise ValueError(
         f"{root}: no audio files found as DIR/<label>/<file>, DIR/<speaker>/<label>/<file> "
@@ -216,18 +218,18 @@ def scan_corpus(root: str | Path, layout: str = "auto") -> tuple[str, list[tuple
     if layout == "fsdd":
         for p in sorted(root.iterdir()):
             match = _FSDD_NAME.match(p.stem)
-            if _is_audio(p) and match:
+            if is_audio_file(p) and match:
                 entries.append((p, match["label"], match["speaker"]))
     elif layout == "folders":
         for label_dir in sorted(d for d in root.iterdir() if d.is_dir()):
             for p in sorted(label_dir.iterdir()):
-                if _is_audio(p):
+                if is_audio_file(p):
                     entries.append((p, label_dir.name, _speaker_from_name(p.stem)))
     else:
         for speaker_dir in sorted(d for d in root.iterdir() if d.is_dir()):
             for label_dir in sorted(d for d in speaker_dir.iterdir() if d.is_dir()):
                 for p in sorted(label_dir.iterdir()):
-                    if _is_audio(p):
+                    if is_audio_file(p):
                         entries.append((p, label_dir.name, speaker_dir.name))
     if not entries:
         raise ValueError(f"{root}: no audio files match the {layout!r} layout")

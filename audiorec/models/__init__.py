@@ -47,8 +47,8 @@ def build_model(config: "Config", n_classes: int) -> CommandClassifier:
         channels=config.model.channels,
         dropout=config.model.dropout,
     )
-    a = config.augment
-    spec_augment = SpecAugment(a.freq_masks, a.freq_mask_width, a.time_masks, a.time_mask_width)
+    s = config.augment.spec_augment
+    spec_augment = SpecAugment(s.freq_masks, s.freq_mask_width, s.time_masks, s.time_mask_width) if config.augment.enabled else None
     return CommandClassifier(features, encoder, spec_augment)
 
 

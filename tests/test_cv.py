@@ -1,0 +1,79 @@
+"""``audiorec cv``: leave-one-speaker-out cross-validation on a tiny synthetic corpus."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from audiorec.cli import main
+from audiorec.config import load_config
+from audiorec.cv import cross_validate
+from audiorec.data.corpora import import_corpus
+from audiorec.data.manifest import read_manifest, write_manifest
+from conftest import QUICK_OVERRIDES, SYNTH_COMMANDS, SYNTH_TAKES
+
+N_SPEAKERS = 3
+CV_OVERRIDES = (*QUICK_OVERRIDES, "train.max_epochs=1")
+
+
+@pytest.fixture(scope="module")
+def three_speakers(synth_corpus, tmp_path_factory):
+    """A manifest of the synthetic corpus restricted to its first three speakers."""
+    utterances = import_corpus(synth_corpus, progress=False).utterances
+    speakers = sorted({u.speaker for u in utterances})
+    assert None not in speakers and len(speakers) >= N_SPEAKERS
+    keep = set(speakers[:N_SPEAKERS])
+    path = tmp_path_factory.mktemp("cv") / "three.jsonl"
+    write_manifest(path, [u for u in utterances if u.speaker in keep])
+    return path, sorted(keep)
+
+
+def test_cv_trains_one_fold_per_speaker_and_resumes(three_speakers, tmp_path, capsys):
+    manifest, speakers = three_speakers
+    out = tmp_path / "loso"
+    code = main(["cv", "--data", str(manifest), "--out", str(out), "--quiet", *CV_OVERRIDES])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    folds = metrics["folds"]
+    assert [f["speaker"] for f in folds] == speakers  # one fold per speaker
+    per_speaker = len(SYNTH_COMMANDS) * SYNTH_TAKES
+    for fold in folds:
+        assert fold["n_test"] == per_speaker
+        assert 0.0 <= fold["test_accuracy"] <= 1.0
+        run = out / fold["run"]
+        assert run.name == f"fold_{fold['speaker']}"
+        fold_metrics = json.loads((run / "metrics.json").read_text())
+        assert fold_metrics["test_accuracy"] == fold["test_accuracy"]
+        assert fold_metrics["epochs"] == 1
+        tested = {u.speaker for u in read_manifest(run / "splits" / "test.jsonl")}
+        trained = {u.speaker for u in read_manifest(run / "splits" / "train.jsonl")}
+        assert tested == {fold["speaker"]} and fold["speaker"] not in trained
+    accuracies = [f["test_accuracy"] for f in folds]
+    assert metrics["mean_accuracy"] == pytest.approx(statistics.fmean(accuracies), abs=1e-4)
+    assert metrics["worst_accuracy"] == min(accuracies)
+    assert metrics["worst_speaker"] in speakers
+    assert metrics["n_test"] == N_SPEAKERS * per_speaker
+    assert (out / "folds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert stdout.count("testing on") == N_SPEAKERS and "mean accuracy" in stdout
+
+    # The same command again reuses every finished fold.
+    fold_checkpoints = {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")}
+    code = main(["cv", "--data", str(manifest), "--out", str(out), "--quiet", *CV_OVERRIDES])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert stdout.count("done before") == N_SPEAKERS and "testing on" not in stdout
+    assert json.loads((out / "metrics.json").read_text())["folds"] == folds
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")} == fold_checkpoints
+
+
+def test_cv_needs_speakers(tmp_path, three_speakers):
+    manifest, speakers = three_speakers
+    one = tmp_path / "one.jsonl"
+    write_manifest(one, [u for u in read_manifest(manifest) if u.speaker == speakers[0]])
+    with pytest.raises(ValueError, match="at least 2 speakers"):
+        cross_validate(one, tmp_path / "out1", load_config(None, list(CV_OVERRIDES)), progress=False)
+    with pytest.raises(ValueError, match="loso"):
+        cross_validate(manifest, tmp_path / "out2", load_config(None, list(CV_OVERRIDES)), folds="kfold", progress=False)
