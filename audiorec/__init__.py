@@ -3,7 +3,7 @@ evaluated model.
 
 The package follows the pipeline: :mod:`audio` (load), :mod:`data` (corpora, manifests, splits),
 :mod:`features`, :mod:`augment`, :mod:`models`, :mod:`tasks` (training wrappers), :mod:`train`,
-:mod:`evaluate`, :mod:`metrics`, :mod:`plots`, :mod:`recognize`, :mod:`cli`.
+:mod:`cv` (cross-validation), :mod:`evaluate`, :mod:`metrics`, :mod:`plots`, :mod:`recognize`, :mod:`cli`.
 """
 
 __version__ = "0.1.0"

@@ -428,7 +428,10 @@ class BandPass(BaseWaveformTransform):
             self.parameters["high_hz"] = self.low_pass.parameters["cutoff_freq"]
 
     def apply(self, samples, sample_rate):
-        return self.low_pass.apply(self.high_pass.apply(samples, sample_rate), sample_rate)
+        samples = self.high_pass.apply(samples, sample_rate)
+        if self.parameters["high_hz"] < 0.49 * sample_rate:  # a cut-off at or above Nyquist has nothing to cut
+            samples = self.low_pass.apply(samples, sample_rate)
+        return samples
 
 
 # --- the chain ---------------------------------------------------------------------------------
@@ -466,7 +469,7 @@ class WaveformAugment:
         Hz.
     clip_samples : int, optional
         The length every clip is cut or padded to after speed perturbation
-        (:func:`~audiorec.data.dataset.fit_to_length`); None keeps the length.
+        (:func:`~audiorec.audio.fit_to_length`); None keeps the length.
     noises : list of (name, np.ndarray), optional
         Preloaded recordings for ``background_noise`` (default: loaded from its ``paths``).
 

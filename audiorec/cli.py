@@ -17,12 +17,15 @@ examples:
   audiorec evaluate runs/sc12 --noise ../shared/data/noise --snr-db 20,10,5,0
   audiorec cv --data ../shared/data/fsdd --folds loso --out runs/fsdd_loso
   audiorec augment my_recordings my_recordings_aug --copies 4
+  audiorec plot clip.wav --kind waveform,spectrum,spectrogram --out plots
+  audiorec plot ../shared/data/fsdd --kind spectrogram,mel --out plots/fsdd
+  audiorec data report ../shared/data/fsdd --out fsdd_report.html
 """
 
 
 def _add_data_commands(sub) -> None:
-    data = sub.add_parser("data", help="import, validate and synthesise corpora")
-    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="{import,synth}")
+    data = sub.add_parser("data", help="import, validate, report on and synthesise corpora")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="{import,report,synth}")
     imp = data_sub.add_parser(
         "import",
         help="turn a corpus folder into a JSON Lines manifest, excluding bad files",
@@ -36,11 +39,24 @@ def _add_data_commands(sub) -> None:
     imp.add_argument("--layout", default="auto", choices=["auto", "fsdd", "folders", "speaker_folders"],
                      help="fsdd: <digit>_<speaker>_<n>.wav; folders: DIR/<label>/<file>; "
                      "speaker_folders: DIR/<speaker>/<label>/<file>")
-    imp.add_argument("--min-duration-s", type=float, default=0.1, help="exclude shorter files")
-    imp.add_argument("--max-duration-s", type=float, default=30.0, help="exclude longer files")
-    imp.add_argument("--silence-dbfs", type=float, default=-80.0, help="exclude files whose peak is below this level")
-    imp.add_argument("--max-clipped-fraction", type=float, default=0.25,
-                     help="exclude files with more samples at full scale than this fraction")
+    _add_validation_options(imp)
+    report = data_sub.add_parser(
+        "report",
+        help="write a one-page HTML overview of a corpus: counts, durations, loudness, findings, spectrograms",
+        description="Import a corpus folder (validating every file, as 'data import' does) or read a "
+        "manifest, and write one self-contained HTML page: clips per label and per speaker, duration "
+        "histogram, sample rates and channels, loudness (peak, speech level, noise floor, estimated SNR "
+        "per speaker), the excluded files with reasons, and example spectrograms per label.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    report.add_argument("source", help="corpus folder or .jsonl manifest")
+    report.add_argument("--out", required=True, help="HTML file to write")
+    report.add_argument("--layout", default="auto", choices=["auto", "fsdd", "folders", "speaker_folders"],
+                        help="corpus layout of a folder (see 'data import')")
+    report.add_argument("--clips-per-label", type=int, default=4, help="example spectrograms per label")
+    report.add_argument("--max-labels", type=int, default=30, help="labels in the example grid at most (the most frequent)")
+    report.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_validation_options(report)
     synth = data_sub.add_parser(
         "synth",
         help="synthesise a spoken-command corpus with espeak-ng",
@@ -52,6 +68,52 @@ def _add_data_commands(sub) -> None:
     synth.add_argument("--speakers", type=int, default=40, help="number of voices")
     synth.add_argument("--takes", type=int, default=2, help="recordings per voice and word")
     synth.add_argument("--seed", type=int, default=0)
+
+
+def _add_validation_options(parser) -> None:
+    """The thresholds of :class:`~audiorec.data.corpora.ValidationConfig`, for ``data import`` and ``data report``."""
+    parser.add_argument("--min-duration-s", type=float, default=0.1, help="exclude shorter files")
+    parser.add_argument("--max-duration-s", type=float, default=30.0, help="exclude longer files")
+    parser.add_argument("--silence-dbfs", type=float, default=-80.0, help="exclude files whose peak is below this level")
+    parser.add_argument("--max-clipped-fraction", type=float, default=0.25,
+                        help="exclude files with more samples at full scale than this fraction")
+
+
+def _validation_config(args):
+    from audiorec.data.corpora import ValidationConfig
+
+    return ValidationConfig(
+        min_duration_s=args.min_duration_s, max_duration_s=args.max_duration_s,
+        silence_dbfs=args.silence_dbfs, max_clipped_fraction=args.max_clipped_fraction,
+    )
+
+
+def _add_plot_command(sub) -> None:
+    pl = sub.add_parser(
+        "plot",
+        help="draw waveform, spectrum, spectrogram, log-mel and MFCC pictures of a file or a corpus",
+        description="For one audio file: one figure with the chosen panels (time in s, frequency in Hz, "
+        "dB colour bars), written as OUT/<name>.png. For a corpus folder or manifest: one grid per kind "
+        "with a few clips per label (OUT/<kind>_by_label.png), and with --per-file one figure per file "
+        "under OUT/files/. Clips are loaded at the front end's rate (16 kHz), and the log-mel and MFCC "
+        "panels are computed by the model's own front end: pass a run's config.yaml as --config to see "
+        "exactly what that model sees.",
+        epilog="overrides: feature keys as key=value, e.g. features.n_mels=64 features.top_db=80",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    pl.add_argument("path", help="audio file, corpus folder, or .jsonl manifest")
+    pl.add_argument("--kind", default="waveform,spectrum,spectrogram,mel",
+                    help="comma-separated panels: waveform, spectrum, spectrogram, mel, mfcc")
+    pl.add_argument("--out", default="plots", help="output folder")
+    pl.add_argument("--format", default="png", help="comma-separated image formats: png, svg")
+    pl.add_argument("--per-file", action="store_true", help="corpus: also one figure per file")
+    pl.add_argument("--clips-per-label", type=int, default=4, help="corpus: clips per label in a grid")
+    pl.add_argument("--max-labels", type=int, default=30, help="corpus: grid rows at most (the most frequent labels)")
+    pl.add_argument("--layout", default="auto", choices=["auto", "fsdd", "folders", "speaker_folders"],
+                    help="corpus layout of a folder")
+    pl.add_argument("--config", help="YAML config (e.g. RUN/config.yaml): its features section is used")
+    pl.add_argument("--quiet", action="store_true", help="no progress bars")
+    pl.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. features.n_mels=64")
 
 
 def _add_train_command(sub) -> None:
@@ -184,10 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"audiorec {__version__}")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{quickstart,data,train,recognize,evaluate,cv,augment,config}"
+        dest="command", required=True, metavar="{quickstart,data,plot,train,recognize,evaluate,cv,augment,config}"
     )
     _add_quickstart_command(sub)
     _add_data_commands(sub)
+    _add_plot_command(sub)
     _add_train_command(sub)
     _add_recognize_command(sub)
     _add_evaluate_command(sub)
@@ -198,15 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_data_import(args) -> int:
-    from audiorec.data.corpora import ValidationConfig, import_corpus
+    from audiorec.data.corpora import import_corpus
     from audiorec.data.manifest import write_manifest
     from audiorec.run import write_json
 
-    validation = ValidationConfig(
-        min_duration_s=args.min_duration_s, max_duration_s=args.max_duration_s,
-        silence_dbfs=args.silence_dbfs, max_clipped_fraction=args.max_clipped_fraction,
-    )
-    result = import_corpus(args.root, args.layout, validation)
+    result = import_corpus(args.root, args.layout, _validation_config(args))
     out = Path(args.out)
     write_manifest(out, result.utterances)
     report = out.with_name(out.stem + ".report.json")
@@ -220,6 +279,41 @@ def _cmd_data_import(args) -> int:
           f"; total {summary['total_duration_s'] / 60:.1f} min")
     print(f"wrote {out} and {report}")
     return 0
+
+
+def _cmd_data_report(args) -> int:
+    from audiorec.data.report import write_report
+
+    out, report = write_report(args.source, args.out, args.layout, _validation_config(args),
+                               args.clips_per_label, args.max_labels, progress=not args.quiet)
+    labels = {c.label for c in report.clips}
+    print(f"{len(report.clips)} clips, {len(labels)} labels, {len({c.speaker for c in report.clips} - {None})} "
+          f"speakers; {len(report.rejected)} files excluded")
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from audiorec.config import load_config
+    from audiorec.plots.files import plot_corpus, plot_file
+
+    features = load_config(args.config, args.overrides).features
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    path = Path(args.path)
+    if path.is_file() and path.suffix.lower() != ".jsonl":
+        for written in plot_file(path, args.out, args.kind, formats, features):
+            print(f"wrote {written}")
+        return 0
+    result = plot_corpus(path, args.out, args.kind, formats, args.clips_per_label, args.max_labels,
+                         args.per_file, args.layout, features, progress=not args.quiet)
+    for bad, reason in result.errors:
+        print(f"error: {bad}: {reason} (skipped)", file=sys.stderr)
+    if result.note:
+        print(f"note: {result.note} (--max-labels to change)")
+    grids = [p for p in result.paths if p.parent == Path(args.out)]
+    print(f"wrote {', '.join(map(str, grids))}" + (f" and {len(result.paths) - len(grids)} per-file images under "
+                                                   f"{Path(args.out) / 'files'}" if args.per_file else ""))
+    return 1 if result.errors else 0
 
 
 def _cmd_data_synth(args) -> int:
@@ -389,6 +483,8 @@ next steps, on real recordings:
 COMMANDS = {
     ("data", "import"): _cmd_data_import,
     ("data", "synth"): _cmd_data_synth,
+    ("data", "report"): _cmd_data_report,
+    ("plot", None): _cmd_plot,
     ("train", None): _cmd_train,
     ("recognize", None): _cmd_recognize,
     ("quickstart", None): _cmd_quickstart,

@@ -10,7 +10,7 @@ import numpy as np
 
 from audiorec.data.manifest import Utterance
 from audiorec.metrics import classification_metrics, format_confusion_matrix
-from audiorec.plots import plot_confusion_matrix
+from audiorec.plots import plot_confused_pairs, plot_confusion_matrix
 from audiorec.recognize import Recognizer
 from audiorec.run import atomic_write_text
 
@@ -32,8 +32,9 @@ def evaluate(
     waveforms : sequence of np.ndarray [shape=(n_samples,)]
         The decoded clips, same order as ``utterances``.
     out_dir : str or Path, optional
-        Where to write ``{prefix}predictions.jsonl``, ``{prefix}confusion_matrix.txt`` and
-        ``{prefix}confusion_matrix.png``.
+        Where to write ``{prefix}predictions.jsonl``, ``{prefix}confusion_matrix.txt``,
+        ``{prefix}confusion_matrix.png`` and, when some clips are misrecognised,
+        ``{prefix}confused_pairs.png`` (the commonest errors with example spectrograms).
     prefix : str
         File-name prefix for the outputs.
 
@@ -76,6 +77,9 @@ def evaluate(
             metrics["confusion_matrix"], all_labels, out_dir / f"{prefix}confusion_matrix.png",
             title=f"accuracy {metrics['accuracy']:.3f} on {metrics['n']} clips",
         )
+        plot_confused_pairs([u.label for u in utterances], [r.label for r in results], waveforms, recognizer.sample_rate,
+                            out_dir / f"{prefix}confused_pairs.png", [Path(u.path).name for u in utterances],
+                            features=recognizer.config.features)
     return metrics
 
 

@@ -11,6 +11,7 @@ Layout of ``RUN_DIR``::
     logs/version_N/metrics.csv  per-epoch losses and accuracies (one version per (re)start)
     metrics.json           test metrics
     confusion_matrix.txt, confusion_matrix.png
+    evaluate/              what ``audiorec evaluate`` writes (metrics.json, accuracy_vs_snr.png)
 
 Every file is written atomically, so an interrupted run never leaves a half-written one.
 """
@@ -22,6 +23,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -44,6 +49,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from audiorec.data.manifest import Utterance, read_manifest, write_manifest
 from audiorec.data.splits import speaker_split
 from audiorec.evaluate import evaluate
 from audiorec.models import build_model, count_parameters
+from audiorec.plots import plot_training_curves
 from audiorec.recognize import Recognizer
 from audiorec.run import RunDir, atomic_write_text, write_json
 from audiorec.tasks.commands import CommandTask
@@ -148,7 +149,8 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
     dict
         The content of ``metrics.json``: ``test_accuracy`` (fraction), ``n_test``, ``per_class``
         precision/recall/F1, ``macro_f1``, ``confusion_matrix``, ``labels``, split sizes and
-        speakers, ``train_time_s``, ``peak_rss_mb``, ``n_parameters``.
+        speakers, ``train_time_s``, ``peak_rss_mb``, ``n_parameters``, ``data_wait_share`` (see
+        :class:`DataWaitMeter`).
 
     Raises
     ------
@@ -243,5 +245,6 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
             confusion_matrix=test["confusion_matrix"], confusion_labels=test["labels"],
         )
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    plot_training_curves(run.root / "logs", run.root / "training_curves.png", title=run.root.name)
     write_json(run.metrics, metrics)
     return metrics
