@@ -100,7 +100,7 @@ def run_protocol(name: str, commands: list[list[str]], out: Path, seed: int) -> 
                                 for f in metrics["folds"]),
         )
     else:
-        result.update(accuracy=metrics["test_accuracy"], n_test=metrics["n_test"], epochs=metrics["epochs"],
+        result.update(accuracy=round(metrics["test_accuracy"], 4), n_test=metrics["n_test"], epochs=metrics["epochs"],
                       n_parameters=metrics["n_parameters"], data_wait_share=metrics["data_wait_share"])
     if name == "sc12_noise":
         noisy = json.loads((out / name / "evaluate" / "metrics.json").read_text())

@@ -1,11 +1,11 @@
 """Regenerate the example pictures in docs/images/ that the README shows.
 
-    .venv/bin/python docs/make_images.py [--data ../shared/data] [--run runs/bench/fsdd_george]
+    .venv/bin/python docs/make_images.py [--data ../shared/data] [--run runs/bench/fsdd_loso/fold_george]
 
 Sound pictures come from FSDD and AN4 in ``--data``, drawn with the run's front end (its
 config.yaml) when ``--run`` exists; the training curves and most confused pairs come from that
-finished run directory (``benchmarks/train_commands.py --only fsdd_george`` writes
-``runs/bench/fsdd_george``) and are skipped when it is absent. No training happens here.
+finished run directory (``benchmarks/train_commands.py --only fsdd_loso`` writes
+``runs/bench/fsdd_loso/fold_george``) and are skipped when it is absent. No training happens here.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ ROOT = HERE.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=ROOT.parent / "shared" / "data", type=Path)
-    parser.add_argument("--run", default=ROOT / "runs" / "bench" / "fsdd_george", type=Path)
+    parser.add_argument("--run", default=ROOT / "runs" / "bench" / "fsdd_loso" / "fold_george", type=Path)
     parser.add_argument("--out", default=HERE / "images", type=Path)
     args = parser.parse_args()
     out = args.out
