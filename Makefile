@@ -27,7 +27,7 @@ test: install
 	$(PY) -m pytest
 
 bench: install
-	bash benchmarks/commands.sh
+	$(PY) benchmarks/train_commands.py
 
 clean:
 	rm -rf $(VENV) quickstart .pytest_cache
