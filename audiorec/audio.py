@@ -224,3 +224,19 @@ def fit_to_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
     window_energy = energy[n_samples:] - energy[:-n_samples]
     start = int(np.argmax(window_energy))
     return waveform[start : start + n_samples].astype(np.float32)
+
+
+def rms(samples: np.ndarray) -> float:
+    """Root mean square of a signal, computed in float64.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n_samples,)]
+        Amplitudes (full scale is 1 for float audio).
+
+    Returns
+    -------
+    float
+        ``sqrt(mean(samples ** 2))`` in the samples' units; 0.0 for an empty array.
+    """
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0

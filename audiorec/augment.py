@@ -26,7 +26,7 @@ import torch
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 from torch import nn
 
-from audiorec.audio import AudioError, fit_to_length, load_audio, resample
+from audiorec.audio import AudioError, fit_to_length, load_audio, resample, rms
 from audiorec.data.corpora import AUDIO_EXTENSIONS
 
 
@@ -263,11 +263,6 @@ def load_noise(paths: Sequence[str | Path], sample_rate: int) -> list[tuple[str,
     return noises
 
 
-def rms(samples: np.ndarray) -> float:
-    """Root mean square of a signal, computed in float64."""
-    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
-
-
 def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     """Add ``noise`` scaled so that the clean-to-noise power ratio is ``snr_db``.
 
@@ -287,10 +282,9 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarra
     Raises
     ------
     ValueError
-        ``noise`` is empty or all zeros.
+        ``noise``, or the excerpt of it that is mixed, is empty or all zeros.
     """
-    noise_rms = rms(noise)
-    if noise_rms == 0:
+    if len(noise) == 0 or not np.any(noise):
         raise ValueError("noise is silent: it cannot be mixed at an SNR")
     clean_rms = rms(clean)
     if clean_rms == 0:
@@ -298,7 +292,10 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarra
     if len(noise) < len(clean):
         noise = np.tile(noise, -(-len(clean) // len(noise)))
     noise = noise[: len(clean)]
-    gain = clean_rms / (rms(noise) * 10 ** (snr_db / 20))
+    noise_rms = rms(noise)
+    if noise_rms == 0:
+        raise ValueError("the noise excerpt is silent: it cannot be mixed at an SNR")
+    gain = clean_rms / (noise_rms * 10 ** (snr_db / 20))
     return (clean + gain * noise).astype(np.float32)
 
 
@@ -371,7 +368,22 @@ class _Pedalboard(BaseWaveformTransform):
 
 
 class Reverb(_Pedalboard):
-    """Room reverberation by pedalboard's Freeverb (Jezar 2000), dry level 1 - wet level."""
+    """Room reverberation by pedalboard's Freeverb (Jezar 2000), dry level 1 - wet level.
+
+    Parameters
+    ----------
+    config : ReverbConfig
+        Probability and the ranges of room size and wet level, both in [0, 1].
+
+    Shape
+    -----
+    (n_samples,) float32 in, the same length out (the reverberant tail past the end is cut).
+
+    References
+    ----------
+    Ko et al. 2017, "A study on data augmentation of reverberant speech for robust speech
+    recognition" (simulated reverberation in training).
+    """
 
     def __init__(self, config: ReverbConfig):
         super().__init__(config.p)
@@ -390,7 +402,17 @@ class Reverb(_Pedalboard):
 
 
 class Echo(_Pedalboard):
-    """An echo by pedalboard's delay line: delay, feedback and wet mix."""
+    """An echo by pedalboard's delay line, like SoX's ``echo`` effect in the course's chain.
+
+    Parameters
+    ----------
+    config : EchoConfig
+        Probability, delay range in ms, feedback range and the wet mix, both in [0, 1].
+
+    Shape
+    -----
+    (n_samples,) float32 in, the same length out (echoes past the end are cut).
+    """
 
     def __init__(self, config: EchoConfig):
         super().__init__(config.p)
@@ -410,7 +432,20 @@ class Echo(_Pedalboard):
 
 
 class BandPass(BaseWaveformTransform):
-    """High-pass then low-pass Butterworth filtering (audiomentations, 12 dB/octave)."""
+    """High-pass then low-pass Butterworth filtering (audiomentations, 12 dB/octave).
+
+    Telephone speech is the 300-3400 Hz band of ITU-T G.712; the ranges draw narrower and wider
+    channels around it. A low-pass cut-off at or above the Nyquist frequency is skipped.
+
+    Parameters
+    ----------
+    config : BandPassConfig
+        Probability and the ranges of the two cut-offs in Hz.
+
+    Shape
+    -----
+    (n_samples,) float32 in, the same length out.
+    """
 
     supports_multichannel = False
 

@@ -63,10 +63,11 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
-    if not manifest.is_file():
+    if manifest.is_file():
+        utterances = prepare_data(manifest, config, None, progress)
+    else:
         utterances = prepare_data(data, config, None, progress)
         write_manifest(manifest, utterances)
-    utterances = prepare_data(manifest, config, None, progress)
     speakers = sorted({u.speaker for u in utterances if u.speaker is not None})
     unnamed = sum(u.speaker is None for u in utterances)
     if unnamed:

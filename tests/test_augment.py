@@ -493,6 +493,10 @@ def test_mix_at_snr_leaves_silent_clean_alone_and_rejects_silent_noise():
         mix_at_snr(speech_like(), np.zeros(SR, np.float32), 10.0)
     with pytest.raises(ValueError):
         mix_at_snr(speech_like(), np.zeros(0, np.float32), 10.0)
+    # Noise that is only silent where it is cut for this clip cannot set an SNR either.
+    quiet_start = np.concatenate([np.zeros(SR, np.float32), np.ones(SR, np.float32)])
+    with pytest.raises(ValueError, match="excerpt is silent"):
+        mix_at_snr(speech_like(), quiet_start, 10.0)
 
 
 # --- seeding ---------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from audiorec.audio import SAMPLE_RATE, AudioError, decode_audio, to_mono
+from audiorec.audio import SAMPLE_RATE, AudioError, decode_audio, rms, to_mono
 from audiorec.data.corpora import ValidationConfig, import_corpus
 from audiorec.data.manifest import read_manifest
 from audiorec.plots.files import MAX_LABELS, NO_LABEL, PER_LABEL, Entry, load_examples, order_examples
@@ -116,14 +116,14 @@ def clip_levels(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
         raise ValueError("cannot measure an empty clip")
     frame, hop = max(1, round(sample_rate * FRAME_MS / 1000)), max(1, round(sample_rate * HOP_MS / 1000))
     if len(x) <= frame:
-        frame_rms = np.array([np.sqrt(np.mean(x**2))])
+        frame_rms = np.array([rms(x)])
     else:
         frames = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop]
         frame_rms = np.sqrt(np.mean(frames**2, axis=1))
     levels = _db(frame_rms)
     return {
         "peak_dbfs": round(float(_db(np.max(np.abs(x)))), 2),
-        "rms_dbfs": round(float(_db(np.sqrt(np.mean(x**2)))), 2),
+        "rms_dbfs": round(float(_db(rms(x))), 2),
         "speech_dbfs": round(float(np.percentile(levels, SPEECH_PERCENTILE)), 2),
         "noise_floor_dbfs": round(float(np.percentile(levels, NOISE_PERCENTILE)), 2),
     }
