@@ -15,6 +15,10 @@ examples:
   audiorec train --data ../shared/data/speech_commands_v2_test --out runs/sc12
   audiorec recognize runs/fsdd clip1.wav clip2.webm --json
   audiorec evaluate runs/sc12 --noise ../shared/data/noise --snr-db 20,10,5,0
+  audiorec export runs/sc12 --out sc12.onnx --int8               # one file, no PyTorch needed to run it
+  audiorec recognize sc12.onnx clip.wav
+  audiorec data stream --data runs/sc12/splits/test.jsonl --noise ../shared/data/noise/running_tap.wav --out stream
+  audiorec listen sc12.onnx --file stream/stream.wav --timeline stream/timeline.csv   # detections, DET curve
   audiorec cv --data ../shared/data/fsdd --folds loso --out runs/fsdd_loso
   audiorec augment my_recordings my_recordings_aug --copies 4
   audiorec plot clip.wav --kind waveform,spectrum,spectrogram --out plots
@@ -25,7 +29,7 @@ examples:
 
 def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="import, validate, report on and synthesise corpora")
-    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="{import,report,synth}")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="{import,report,synth,stream}")
     imp = data_sub.add_parser(
         "import",
         help="turn a corpus folder into a JSON Lines manifest, excluding bad files",
@@ -68,6 +72,30 @@ def _add_data_commands(sub) -> None:
     synth.add_argument("--speakers", type=int, default=40, help="number of voices")
     synth.add_argument("--takes", type=int, default=2, help="recordings per voice and word")
     synth.add_argument("--seed", type=int, default=0)
+    _add_data_stream_command(data_sub)
+
+
+def _add_data_stream_command(data_sub) -> None:
+    st = data_sub.add_parser(
+        "stream",
+        help="build a keyword-detection test stream: held-out words at random gaps over background noise",
+        description="Write OUT/stream.wav (16 kHz, 16-bit) with the words of a manifest or corpus placed at "
+        "random gaps over a continuous background noise, every word trimmed to its speech and at --snr-db "
+        "(its speech power over the background's power), and OUT/timeline.csv with each word's onset, "
+        "offset, label and source file (the ground truth for 'audiorec listen --timeline'). _unknown_ words "
+        "are placed as negatives, _silence_ clips are left out; words are reused in new shuffled rounds "
+        "when the data is short. The same --seed gives the same stream.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    st.add_argument("--data", required=True, help=".jsonl manifest (e.g. RUN/splits/test.jsonl) or corpus folder")
+    st.add_argument("--noise", required=True, action="append", help="background noise file or folder (repeatable)")
+    st.add_argument("--out", required=True, help="folder to write")
+    st.add_argument("--snr-db", type=float, default=10.0, help="SNR of every word against the background, dB")
+    st.add_argument("--minutes", type=float, default=60.0, help="length of the stream")
+    st.add_argument("--min-gap-s", type=float, default=2.0, help="shortest background-only gap between words")
+    st.add_argument("--max-gap-s", type=float, default=5.0, help="longest background-only gap between words")
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_validation_options(parser) -> None:
@@ -146,15 +174,36 @@ def _add_training_options(parser) -> None:
 def _add_recognize_command(sub) -> None:
     rec = sub.add_parser(
         "recognize",
-        help="recognise audio files with a trained run",
+        help="recognise audio files with a trained run or an exported model",
         description="Print the recognised command for each file. A file that cannot be read gets an "
         "error line naming it; the others are still recognised, and the exit code is 1.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    rec.add_argument("run", help="run directory written by 'audiorec train'")
+    rec.add_argument("run", metavar="MODEL", help="run directory written by 'audiorec train', or a .onnx file from 'audiorec export'")
     rec.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, M4A, WebM, SPHERE ...)")
     rec.add_argument("--json", action="store_true", help="one JSON object per line")
     rec.add_argument("--top-k", type=int, default=3, help="how many classes to list")
+
+
+def _add_export_command(sub) -> None:
+    ex = sub.add_parser(
+        "export",
+        help="export a run to one ONNX file (waveform in, probabilities out), checked against PyTorch",
+        description="Write the run's best model as one ONNX graph from raw 16 kHz float32 waveform "
+        "[batch, samples] to class probabilities, feature extraction included, with the labels, sample "
+        "rate, clip length and config in its metadata. The export is checked on the run's test clips "
+        "(max |difference| of the probabilities and top-1 agreement with PyTorch); --int8 also quantises "
+        "it with ONNX Runtime and reports the accuracy change. The report is written as "
+        "<out stem>.export.json. Run the model without PyTorch: audiorec recognize model.onnx clip.wav",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ex.add_argument("run", help="run directory written by 'audiorec train'")
+    ex.add_argument("--out", help="model file to write (default RUN/model.onnx)")
+    ex.add_argument("--int8", action="store_true",
+                    help="quantise to int8 (OUT is then the int8 model; the float one is kept as <stem>.fp32.onnx)")
+    ex.add_argument("--max-clips", type=int, help="check on at most this many test clips (default all)")
+    ex.add_argument("--calibration-clips", type=int, default=256, help="training clips that calibrate int8 ranges")
+    ex.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_evaluate_command(sub) -> None:
@@ -234,6 +283,37 @@ def _add_quickstart_command(sub) -> None:
     qs.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_listen_command(sub) -> None:
+    from audiorec.streaming import DEFAULT_HOP_MS, DEFAULT_REFRACTORY_MS, DEFAULT_SMOOTH_MS, DEFAULT_THRESHOLD
+
+    li = sub.add_parser(
+        "listen",
+        help="detect commands in a long recording or from the microphone, with timestamps",
+        description="Slide the model's window over the audio every --hop-ms, average each command's "
+        "posterior over --smooth-ms, and print a line 'TIME s  LABEL  SCORE' when it rises across "
+        "--threshold; after a detection none fires for --refractory-ms. _silence_ and _unknown_ never fire. "
+        "TIME is seconds from the start, near the end of the word. With --timeline (from 'audiorec data "
+        "stream') the detections are scored: OUT/metrics.json (detection rate, false accepts per hour, "
+        "real-time factor), OUT/det_curve.csv and OUT/det_curve.png (miss rate against false accepts per "
+        "hour over thresholds). A .onnx MODEL runs without PyTorch.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    li.add_argument("model", metavar="MODEL", help=".onnx file from 'audiorec export', or a run directory (needs PyTorch)")
+    source = li.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", help="audio file to search (any supported format, resampled to the model's rate)")
+    source.add_argument("--mic", action="store_true", help="listen to the default microphone (needs 'pip install audiorec[mic]')")
+    li.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="smoothed posterior a command must reach")
+    li.add_argument("--smooth-ms", type=float, default=DEFAULT_SMOOTH_MS, help="moving-average span of the posteriors")
+    li.add_argument("--refractory-ms", type=float, default=DEFAULT_REFRACTORY_MS, help="no second detection within this time")
+    li.add_argument("--hop-ms", type=float, default=DEFAULT_HOP_MS, help="time between windows")
+    li.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    li.add_argument("--json", action="store_true", help="one JSON object per detection")
+    li.add_argument("--timeline", help="ground-truth timeline.csv of --file: score the detections")
+    li.add_argument("--tolerance-s", type=float, default=0.5, help="scoring: how far outside a word a detection still counts")
+    li.add_argument("--out", help="folder for the scores (default: the timeline's folder)")
+    li.add_argument("--seconds", type=float, help="--mic: stop after this much audio (default: at Ctrl-C)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``audiorec`` command."""
     parser = argparse.ArgumentParser(
@@ -246,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"audiorec {__version__}")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{quickstart,data,plot,train,recognize,evaluate,cv,augment,config}"
+        dest="command", required=True, metavar="{quickstart,data,plot,train,recognize,evaluate,export,listen,cv,augment,config}"
     )
     _add_quickstart_command(sub)
     _add_data_commands(sub)
@@ -254,9 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(sub)
     _add_recognize_command(sub)
     _add_evaluate_command(sub)
+    _add_export_command(sub)
     _add_cv_command(sub)
     _add_augment_command(sub)
     _add_config_command(sub)
+    _add_listen_command(sub)
     return parser
 
 
@@ -363,9 +445,9 @@ def _cmd_train(args) -> int:
 
 def _cmd_recognize(args) -> int:
     from audiorec.audio import AudioError
-    from audiorec.recognize import Recognizer
+    from audiorec.runtime import Recognizer
 
-    recognizer = Recognizer.from_run(args.run, top_k=args.top_k)
+    recognizer = Recognizer.load(args.run, top_k=args.top_k)
     failed = 0
     for path in args.files:
         try:
@@ -389,7 +471,7 @@ def _cmd_evaluate(args) -> int:
     from audiorec.config import load_config
     from audiorec.data.dataset import load_waveforms
     from audiorec.evaluate import evaluate, evaluate_noise
-    from audiorec.recognize import Recognizer
+    from audiorec.runtime import Recognizer
     from audiorec.run import RunDir, write_json
     from audiorec.train import prepare_data
 
@@ -415,6 +497,25 @@ def _cmd_evaluate(args) -> int:
     for snr, acc, drop in zip(metrics["snr_db"], metrics["accuracy"], metrics["drop"]):
         print(f"  {snr:5g} dB  accuracy {acc:.4f}  (drop {100 * drop:+.1f} points)")
     print(f"wrote {out / 'metrics.json'} and {out / 'accuracy_vs_snr.png'}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from audiorec.export import export_run
+
+    r = export_run(args.run, args.out, int8=args.int8, max_clips=args.max_clips,
+                   calibration_clips=args.calibration_clips, progress=not args.quiet)
+    print(f"wrote {r.fp32_model} ({r.fp32_size_bytes / 1024:.0f} KiB, fp32)")
+    print(f"parity with PyTorch on {r.n_clips} clips: max |diff| {r.parity_max_abs_diff:.2e}, "
+          f"top-1 agreement {100 * r.parity_top1_agreement:.1f}%")
+    if r.accuracy_onnx is not None:
+        print(f"accuracy: PyTorch {r.accuracy_torch:.4f}, ONNX fp32 {r.accuracy_onnx:.4f}")
+    if args.int8:
+        print(f"wrote {r.model} ({r.size_bytes / 1024:.0f} KiB, int8, {r.fp32_size_bytes / r.size_bytes:.1f}x smaller); "
+              f"top-1 agreement with PyTorch {100 * r.int8_top1_agreement:.1f}%"
+              + (f", accuracy {r.accuracy_int8:.4f} ({100 * (r.accuracy_int8 - r.accuracy_onnx):+.1f} points)"
+                 if r.accuracy_int8 is not None else ""))
+    print(f"report: {Path(r.model).with_name(Path(r.model).stem + '.export.json')}")
     return 0
 
 
@@ -455,7 +556,7 @@ def _cmd_config(args) -> int:
 def _cmd_quickstart(args) -> int:
     from audiorec.config import load_config
     from audiorec.data.synth import synthesize_commands
-    from audiorec.recognize import Recognizer
+    from audiorec.runtime import Recognizer
     from audiorec.train import train
 
     workdir = Path(args.workdir)
@@ -480,19 +581,150 @@ next steps, on real recordings:
     return 0
 
 
+def _cmd_data_stream(args) -> int:
+    from audiorec.data.stream import build_stream
+
+    stream = build_stream(args.data, args.noise, args.out, duration_s=60 * args.minutes, snr_db=args.snr_db,
+                          min_gap_s=args.min_gap_s, max_gap_s=args.max_gap_s, seed=args.seed, progress=not args.quiet)
+    negatives = sum(e.label == "_unknown_" for e in stream.events)
+    print(f"{len(stream.events) - negatives} commands and {negatives} _unknown_ words in {stream.duration_s / 60:.1f} min "
+          f"at {args.snr_db:g} dB SNR")
+    print(f"wrote {stream.audio}, {stream.timeline} and {stream.info}")
+    return 0
+
+
+def _print_detection(detection, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(detection.to_dict()), flush=True)
+    else:
+        print(f"{detection.time_s:.2f} s  {detection.label}  {detection.score:.2f}", flush=True)
+
+
+def _cmd_listen(args) -> int:
+    import time
+
+    from audiorec.audio import load_audio
+    from audiorec.runtime import Recognizer
+    from audiorec.streaming import StreamingDetector
+
+    if args.timeline and args.mic:
+        raise ValueError("--timeline scores a --file; it cannot be used with --mic")
+    if args.threads < 1:
+        raise ValueError(f"--threads {args.threads}: must be at least 1")
+    recognizer = Recognizer.load(args.model, threads=args.threads)
+    detector = StreamingDetector(recognizer, hop_ms=args.hop_ms, smooth_ms=args.smooth_ms,
+                                 threshold=args.threshold, refractory_ms=args.refractory_ms)
+    if args.mic:
+        return _listen_mic(detector, args)
+    waveform = load_audio(args.file, recognizer.sample_rate)
+    duration_s = len(waveform) / recognizer.sample_rate
+    started = time.perf_counter()
+    times_s, probs = detector.posteriors(waveform)
+    detections = detector.detections_from_posteriors(times_s, probs)
+    rtf = (time.perf_counter() - started) / duration_s if duration_s else 0.0
+    for detection in detections:
+        _print_detection(detection, args.json)
+    if not len(times_s):
+        print(f"note: {args.file} is shorter than one window ({recognizer.clip_samples / recognizer.sample_rate:g} s): "
+              "nothing to detect", file=sys.stderr)
+    print(f"{len(detections)} detections in {duration_s:.1f} s of audio; real-time factor {rtf:.4f} "
+          f"({args.threads} thread{'s' if args.threads > 1 else ''})", file=sys.stderr)
+    if args.timeline:
+        _score_listen(args, detector, times_s, probs, detections, duration_s, rtf)
+    return 0
+
+
+def _score_listen(args, detector, times_s, probs, detections, duration_s: float, rtf: float) -> None:
+    """``listen --timeline``: detection metrics, the DET curve as CSV and PNG, metrics.json."""
+    from audiorec.data.stream import read_timeline
+    from audiorec.metrics import DET_THRESHOLDS, best_detection_rate, det_curve, detection_metrics, write_det_curve_csv
+    from audiorec.run import write_json
+
+    timeline = read_timeline(args.timeline)
+    out = Path(args.out) if args.out else Path(args.timeline).parent
+    metrics = detection_metrics(detections, timeline, duration_s, args.tolerance_s, negative_labels=detector.ignore)
+    thresholds = sorted(set(DET_THRESHOLDS) | {detector.threshold})
+    curve = det_curve(times_s, probs, detector, timeline, duration_s, thresholds, args.tolerance_s)
+    written = [write_det_curve_csv(curve, out / "det_curve.csv")]
+    try:
+        from audiorec.plots.results import plot_det_curve
+    except ImportError as e:
+        print(f"note: det_curve.png needs matplotlib ({e}); pip install 'audiorec[train]'", file=sys.stderr)
+    else:
+        written.append(plot_det_curve(curve, out / "det_curve.png", operating_threshold=detector.threshold,
+                                      title=f"{Path(args.file).name}: {metrics['n_keywords']} commands, {duration_s / 3600:.2f} h"))
+    best = best_detection_rate(curve, 1.0)
+    summary = {
+        "model": str(args.model), "file": str(args.file), "timeline": str(args.timeline),
+        "threshold": detector.threshold, "hop_ms": detector.hop_ms, "smooth_ms": detector.smooth_ms,
+        "refractory_ms": detector.refractory_ms, "threads": args.threads, "real_time_factor": round(rtf, 5),
+        **metrics,
+        "detection_rate_at_1_false_accept_per_hour": best["detection_rate"] if best else 0.0,
+        "threshold_at_1_false_accept_per_hour": best["threshold"] if best else None,
+    }
+    written.append(write_json(out / "metrics.json", summary))
+    print(f"detection rate {100 * metrics['detection_rate']:.1f}% ({metrics['hits']} of {metrics['n_keywords']} commands), "
+          f"{metrics['false_accepts']} false accepts = {metrics['false_accepts_per_hour']:.1f} per hour "
+          f"(threshold {detector.threshold:g})")
+    if best:
+        print(f"at <= 1 false accept per hour: detection rate {100 * best['detection_rate']:.1f}% (threshold {best['threshold']:g})")
+    print(f"wrote {', '.join(map(str, written))}")
+
+
+def _listen_mic(detector, args) -> int:
+    """``listen --mic``: feed the default input device to the detector until Ctrl-C or ``--seconds``."""
+    import queue
+
+    try:
+        import sounddevice
+    except (ImportError, OSError) as e:  # OSError: the package is there but the PortAudio library is not
+        raise ValueError(f"--mic needs the sounddevice package and the PortAudio library ({e}); "
+                         "pip install 'audiorec[mic]' (and e.g. apt install libportaudio2)") from e
+    try:
+        device = sounddevice.query_devices(kind="input")
+    except Exception as e:  # sounddevice raises PortAudioError or ValueError when there is no input device
+        raise ValueError(f"--mic: no microphone found ({e})") from e
+    chunks: queue.Queue = queue.Queue()
+
+    def on_audio(indata, frames, time_info, status) -> None:  # PortAudio's thread: hand over, no work here
+        chunks.put(indata[:, 0].copy())
+
+    print(f"listening on {device['name']} at {detector.sample_rate} Hz; Ctrl-C to stop", file=sys.stderr)
+    try:
+        with sounddevice.InputStream(samplerate=detector.sample_rate, channels=1, dtype="float32",
+                                     blocksize=detector.hop_samples, callback=on_audio):
+            while args.seconds is None or detector.stream_time_s < args.seconds:
+                for detection in detector.feed(chunks.get()):
+                    _print_detection(detection, args.json)
+    except KeyboardInterrupt:
+        pass
+    except sounddevice.PortAudioError as e:
+        raise ValueError(f"--mic: cannot record from {device['name']} at {detector.sample_rate} Hz ({e})") from e
+    print(f"stopped after {detector.stream_time_s:.1f} s", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     ("data", "import"): _cmd_data_import,
     ("data", "synth"): _cmd_data_synth,
     ("data", "report"): _cmd_data_report,
+    ("data", "stream"): _cmd_data_stream,
+    ("listen", None): _cmd_listen,
     ("plot", None): _cmd_plot,
     ("train", None): _cmd_train,
     ("recognize", None): _cmd_recognize,
     ("quickstart", None): _cmd_quickstart,
     ("config", None): _cmd_config,
     ("evaluate", None): _cmd_evaluate,
+    ("export", None): _cmd_export,
     ("cv", None): _cmd_cv,
     ("augment", None): _cmd_augment,
 }
+
+
+# Top-level modules of the [train] extra (pyproject.toml); the base install lacks them.
+TRAIN_EXTRA_MODULES = {"torch", "lightning", "pytorch_lightning", "librosa", "scipy", "omegaconf", "sklearn",
+                       "matplotlib", "audiomentations", "pedalboard", "loudness", "onnx", "onnxscript"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -521,6 +753,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in TRAIN_EXTRA_MODULES:
+            raise
+        print(f"error: 'audiorec {args.command}' needs {e.name}, which comes with the training extra: "
+              f"pip install 'audiorec[train]' (the base install only recognises with exported .onnx models)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import numpy as np
 from audiorec.data.manifest import Utterance
 from audiorec.metrics import classification_metrics, format_confusion_matrix
 from audiorec.plots import plot_confused_pairs, plot_confusion_matrix
-from audiorec.recognize import Recognizer
+from audiorec.runtime import Recognizer
 from audiorec.run import atomic_write_text
 
 
@@ -79,7 +79,7 @@ def evaluate(
         )
         plot_confused_pairs([u.label for u in utterances], [r.label for r in results], waveforms, recognizer.sample_rate,
                             out_dir / f"{prefix}confused_pairs.png", [Path(u.path).name for u in utterances],
-                            features=recognizer.config.features)
+                            features=recognizer.config.features if recognizer.config else None)
     return metrics
 
 

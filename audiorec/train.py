@@ -28,7 +28,7 @@ from audiorec.data.splits import speaker_split
 from audiorec.evaluate import evaluate
 from audiorec.models import build_model, count_parameters
 from audiorec.plots import plot_training_curves
-from audiorec.recognize import Recognizer
+from audiorec.runtime import Recognizer
 from audiorec.run import RunDir, atomic_write_text, write_json
 from audiorec.tasks.commands import CommandTask
 
@@ -234,7 +234,7 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         "val_speakers": sorted(split.speakers("val")) if len(split.speakers("val")) <= 20 else None,
         "best_val_accuracy": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         "epochs": trainer.current_epoch,
-        "n_parameters": count_parameters(recognizer.model),
+        "n_parameters": count_parameters(recognizer.predict.model),
         "train_time_s": round(train_time_s, 1),
         "data_wait_share": data_wait.share,
     }

@@ -52,7 +52,8 @@ def test_recognize_json_output(trained_run, clips, capsys):
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["path"] for r in records] == clips
     for r in records:
-        assert set(r) == {"path", "label", "score", "top_k"}
+        assert set(r) == {"path", "label", "score", "top_k", "duration_s"}
+        assert r["duration_s"] > 0
         assert r["label"] in metrics["labels"]
         assert len(r["top_k"]) == 2
         assert r["top_k"][0] == {"label": r["label"], "score": r["score"]}

@@ -13,7 +13,7 @@ from audiorec.cli import main
 from audiorec.data.dataset import load_waveforms
 from audiorec.data.manifest import read_manifest
 from audiorec.evaluate import evaluate_noise
-from audiorec.recognize import Recognizer
+from audiorec.runtime import Recognizer
 from conftest import shared_dataset
 
 PNG = b"\x89PNG\r\n\x1a\n"

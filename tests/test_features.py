@@ -54,6 +54,29 @@ def test_log_mel_matches_librosa():
     np.testing.assert_allclose(ours, np.log(mel + 1e-6), atol=1e-3)
 
 
+@pytest.mark.parametrize("sample_rate, n_mels, f_min, f_max", [(16_000, 40, 20.0, 0.0), (8_000, 23, 0.0, 3_800.0),
+                                                            (22_050, 64, 60.0, 0.0)])
+def test_mel_filters_computed_in_the_graph_equal_librosa(sample_rate, n_mels, f_min, f_max):
+    f = LogMel(sample_rate=sample_rate, n_mels=n_mels, f_min_hz=f_min, f_max_hz=f_max)
+    expected = librosa.filters.mel(sr=sample_rate, n_fft=f.n_fft, n_mels=n_mels, fmin=f_min,
+                                   fmax=f_max if f_max > 0 else sample_rate / 2)
+    np.testing.assert_allclose(f.mel_basis().numpy(), expected, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("sample_rate, win_ms, hop_ms", [(16_000, 25.0, 10.0), (22_050, 20.0, 5.0), (8_000, 30.0, 10.0)])
+@pytest.mark.parametrize("n_samples", [16_000, 12_345])
+def test_convolution_stft_equals_torch_stft(sample_rate, win_ms, hop_ms, n_samples):
+    """The strided-convolution STFT (which exports to a fast ONNX graph) is torch.stft, frame for frame."""
+    f = LogMel(sample_rate=sample_rate, win_ms=win_ms, hop_ms=hop_ms, top_db=0)
+    x = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (2, n_samples)).astype(np.float32))
+    spec = torch.stft(x, f.n_fft, f.hop_length, f.win_length, torch.hann_window(f.win_length), center=True,
+                      return_complex=True)
+    expected = torch.log(torch.matmul(f.mel_basis(), spec.abs().pow(2)) + f.floor)
+    out = f(x)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected, rtol=0, atol=2e-5)
+
+
 @pytest.mark.parametrize("freq", [1000.0, 300.0, 3000.0])
 def test_tone_peaks_in_the_band_containing_it(freq):
     n_mels, f_min, f_max = 40, 20.0, 8000.0

@@ -63,7 +63,7 @@ def test_top_db_clamps_the_dynamic_range():
 
 def test_recognizer_uses_the_moving_average_of_the_weights(trained_run):
     """The checkpoint holds the trained and the averaged weights; inference uses the average."""
-    from audiorec.recognize import Recognizer
+    from audiorec.runtime import Recognizer
 
     run_dir, _, _ = trained_run
     state = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
@@ -71,7 +71,7 @@ def test_recognizer_uses_the_moving_average_of_the_weights(trained_run):
     trained = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     assert averaged and averaged.keys() == trained.keys()
     assert any(not torch.equal(averaged[k], trained[k]) for k in trained if trained[k].is_floating_point())
-    loaded = Recognizer.from_run(run_dir).model.state_dict()
+    loaded = Recognizer.from_run(run_dir).predict.model.state_dict()
     for key, value in averaged.items():
         assert torch.equal(loaded[key], value), key
 

@@ -15,7 +15,7 @@ from audiorec.config import ConfigError, load_config
 from audiorec.data.corpora import import_corpus
 from audiorec.data.manifest import read_manifest
 from audiorec.data.splits import speaker_split
-from audiorec.recognize import Recognizer
+from audiorec.runtime import Recognizer
 from audiorec.train import train
 from conftest import QUICK_OVERRIDES, SYNTH_COMMANDS, SYNTH_SPEAKERS, SYNTH_TAKES
 

@@ -1,5 +1,8 @@
 """Pictures of results: training curves, confusion matrix, most confused pairs, cross-validation
-folds, accuracy against SNR.
+folds, accuracy against SNR, the DET curve of a keyword detector.
+
+Importing this module needs matplotlib and numpy only (the sound panels of the confused-pairs
+picture import PyTorch when they are drawn), so the torch-free ``audiorec listen`` can draw here.
 """
 
 from __future__ import annotations
@@ -9,15 +12,16 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from audiorec.features import FeatureConfig
-from audiorec.plots.sound import label_grid_figure
 from audiorec.plots.style import save_figure, styled
+
+if TYPE_CHECKING:
+    from audiorec.features import FeatureConfig
 
 
 @styled
@@ -122,6 +126,60 @@ def plot_accuracy_vs_snr(snrs_db: Sequence[float], accuracies: Sequence[float], 
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@styled
+def plot_det_curve(rows: Sequence[dict], path: str | Path, operating_threshold: float | None = None, title: str = "") -> Path:
+    """Save a keyword detector's DET curve: miss rate against false accepts per hour.
+
+    Points are joined in threshold order. The x axis is linear up to 1 false accept per hour and
+    logarithmic above (``symlog``), so zero false accepts and hundreds both show; lower left is
+    better.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        From :func:`audiorec.metrics.det_curve`: ``threshold``, ``miss_rate`` (fraction),
+        ``false_accepts_per_hour``.
+    path : str or Path
+        Output image; the format follows the suffix.
+    operating_threshold : float, optional
+        The detector's threshold: the row nearest it is marked and labelled.
+    title : str
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        No rows.
+    """
+    if not rows:
+        raise ValueError("no DET curve points to plot")
+    rows = sorted(rows, key=lambda r: r["threshold"])
+    fa = np.array([r["false_accepts_per_hour"] for r in rows], float)
+    miss = np.array([r["miss_rate"] for r in rows], float)
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=110)
+    ax.plot(fa, miss, color="black", linewidth=1.5, marker=".", markersize=3)
+    if operating_threshold is not None:
+        op = min(rows, key=lambda r: abs(r["threshold"] - operating_threshold))
+        ax.plot(op["false_accepts_per_hour"], op["miss_rate"], marker="*", markersize=12, color="#edae49",
+                markeredgecolor="black", markeredgewidth=0.5, linestyle="none",
+                label=f"threshold {op['threshold']:.2f}: {100 * (1 - op['miss_rate']):.1f}% detected, "
+                      f"{op['false_accepts_per_hour']:.1f} false accepts/h")
+        ax.legend(loc="upper right")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set_ylim(0, min(1.0, float(miss.max()) + 0.05) if miss.max() > 0 else 0.1)
+    ax.set_xlabel("false accepts per hour")
+    ax.set_ylabel("miss rate")
+    ax.grid(True, which="both")
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -387,6 +445,8 @@ def confused_pairs_figure(
     ValueError
         Sequences of different lengths, or a bad waveform.
     """
+    from audiorec.plots.sound import label_grid_figure  # PyTorch front ends
+
     pairs = most_confused_pairs(true_labels, predicted, n_pairs)
     if not pairs:
         return None

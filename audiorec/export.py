@@ -1,0 +1,333 @@
+"""Export a trained command recognizer to ONNX, check it against PyTorch, and quantise it to int8.
+
+One graph goes from raw waveform to class probabilities, the feature front end included, so a
+user ships one file and :class:`audiorec.runtime.Recognizer` (onnxruntime and numpy) runs it on a
+server, a phone or in the browser (onnxruntime-web). The labels, the sample rate, the clip length
+and the training config travel in the model's metadata.
+
+Every export is checked on real clips (the run's test split): the largest absolute difference of
+the probabilities and the top-1 agreement between PyTorch and ONNX Runtime are reported, and with
+``int8=True`` the accuracy of the quantised model beside the float one. The report is written next
+to the model as ``<name>.export.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from audiorec.audio import fit_to_length
+from audiorec.run import RunDir, RunError, atomic_write_bytes, atomic_write_text
+from audiorec.runtime import INPUT_NAME, OUTPUT_NAME, OnnxModel, Recognizer
+
+OPSET = 18  # ONNX Runtime 1.16+ and onnxruntime-web run it
+CONSTANT_FOLD_LIMIT = 64  # elements; larger computed constants are folded by ONNX Runtime at load, not stored
+
+
+class ProbabilityModel(nn.Module):
+    """A classifier followed by a softmax: the graph that is exported.
+
+    Shape
+    -----
+    input : (batch, n_samples) float32 waveform
+    output : (batch, n_classes) probabilities, rows summing to 1
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(waveform), dim=-1)
+
+
+@dataclass
+class ExportReport:
+    """What an export produced and how well the ONNX model agrees with PyTorch.
+
+    Attributes
+    ----------
+    model : str
+        The model file to ship (int8 when ``precision == "int8"``).
+    precision : {"fp32", "int8"}
+    fp32_model : str
+        The float model (the same file as ``model`` for an fp32 export).
+    size_bytes, fp32_size_bytes : int
+    n_clips : int
+        Real clips the checks ran on.
+    parity_max_abs_diff : float
+        Largest |p_onnx - p_torch| over all clips and classes, fp32 model.
+    parity_top1_agreement : float in [0, 1]
+        Share of clips where the fp32 ONNX model and PyTorch give the same label.
+    accuracy_torch, accuracy_onnx, accuracy_int8 : float or None
+        On the clips, when they are labelled (the test split); int8 only when quantised.
+    int8_top1_agreement : float or None
+        Share of clips where the int8 model agrees with PyTorch.
+    export_time_s : float
+    """
+
+    model: str
+    precision: str
+    fp32_model: str
+    size_bytes: int
+    fp32_size_bytes: int
+    n_clips: int
+    parity_max_abs_diff: float
+    parity_top1_agreement: float
+    accuracy_torch: float | None = None
+    accuracy_onnx: float | None = None
+    accuracy_int8: float | None = None
+    int8_top1_agreement: float | None = None
+    export_time_s: float = 0.0
+
+
+def export_onnx(model: nn.Module, out: str | Path, labels: Sequence[str], sample_rate: int, clip_samples: int,
+                metadata: dict[str, str] | None = None) -> Path:
+    """Write a waveform classifier as one ONNX graph with probabilities out.
+
+    Parameters
+    ----------
+    model : nn.Module
+        (batch, n_samples) float32 waveform to (batch, n_classes) logits, front end inside
+        (:class:`~audiorec.models.classifier.CommandClassifier`); exported in eval mode.
+    out : str or Path
+        ``.onnx`` file, written atomically, weights inside (no external data file).
+    labels : sequence of str
+        Class names in output order.
+    sample_rate : int
+        Hz of the input.
+    clip_samples : int
+        Training clip length; also the length of the example input the graph is traced with.
+    metadata : dict of str to str, optional
+        More ``metadata_props`` (for example ``audiorec.config``).
+
+    Returns
+    -------
+    Path
+
+    Notes
+    -----
+    Exported with PyTorch's ``torch.export``-based exporter at opset :data:`OPSET`, with dynamic
+    batch and sample axes. Constants the graph computes (the DFT kernel and mel filters of
+    :class:`~audiorec.features.LogMel`) are left for ONNX Runtime to fold when it loads the model,
+    and the exporter's per-node debugging records and shape annotations are dropped, which keeps
+    the file to the size of the weights.
+    """
+    import onnxscript.optimizer
+
+    wrapped = ProbabilityModel(model).eval()
+    example = torch.zeros(2, clip_samples)
+    example[:, ::97] = 0.1  # not silent, so no branch is traced on a degenerate input
+    samples = torch.export.Dim("samples", min=1024)
+    with _quiet():
+        program = torch.onnx.export(
+            wrapped, (example,), None, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: torch.export.Dim("batch"), 1: samples},), opset_version=OPSET,
+            dynamo=True, optimize=False, verbose=False,
+        )
+        onnxscript.optimizer.optimize(program.model, output_size_limit=CONSTANT_FOLD_LIMIT)
+    proto = program.model_proto
+    _strip(proto)
+    props = {
+        "audiorec.labels": json.dumps(list(labels)),
+        "audiorec.sample_rate": str(int(sample_rate)),
+        "audiorec.clip_samples": str(int(clip_samples)),
+        "audiorec.precision": "fp32",
+        **(metadata or {}),
+    }
+    _set_metadata(proto, props)
+    proto.producer_name = "audiorec"
+    return atomic_write_bytes(out, proto.SerializeToString())
+
+
+def quantize_int8(fp32_model: str | Path, out: str | Path, calibration_clips: np.ndarray, batch_size: int = 16) -> Path:
+    """Static int8 quantisation of an exported model with ONNX Runtime, the front end kept in float.
+
+    The layers with stored weights (the network's convolutions and linear layers) get int8
+    weights, one scale per output channel, and int8 inputs whose ranges are calibrated on
+    ``calibration_clips``. What the graph computes from constants, the front end's DFT and mel
+    filters, stays float32: the power spectrum spans more orders of magnitude than 8 bits hold.
+
+    Parameters
+    ----------
+    fp32_model : str or Path
+        Written by :func:`export_onnx`.
+    out : str or Path
+        Quantised ``.onnx``, written atomically; keeps the metadata, with ``audiorec.precision`` = int8.
+    calibration_clips : np.ndarray [shape=(n, clip_samples), dtype=float32]
+        Typical inputs (training clips); a few hundred are enough.
+    batch_size : int
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        No calibration clips.
+
+    References
+    ----------
+    Jacob et al. 2018, "Quantization and training of neural networks for efficient integer-
+    arithmetic-only inference"; ONNX Runtime's ``quantize_static`` (QDQ format).
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if len(calibration_clips) == 0:
+        raise ValueError("int8 quantisation needs calibration clips; the training split is empty")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{INPUT_NAME: np.ascontiguousarray(calibration_clips[i : i + batch_size], np.float32)}
+                                 for i in range(0, len(calibration_clips), batch_size)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    proto = onnx.load(str(fp32_model))
+    stored = {i.name for i in proto.graph.initializer}
+    weighted = [n.name for n in proto.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1 and n.input[1] in stored]
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        tmp_out = Path(tmp) / "int8.onnx"
+        quantize_static(
+            str(fp32_model), str(tmp_out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "Gemm", "MatMul"],
+            nodes_to_quantize=weighted, calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        quantized = onnx.load(str(tmp_out))
+    _strip(quantized)
+    _set_metadata(quantized, {**{p.key: p.value for p in proto.metadata_props}, "audiorec.precision": "int8"})
+    return atomic_write_bytes(out, quantized.SerializeToString())
+
+
+def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = False, max_clips: int | None = None,
+               calibration_clips: int = 256, progress: bool = True) -> ExportReport:
+    """Export a training run, check parity on its test clips, optionally quantise, write a report.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        Written by ``audiorec train`` (best checkpoint, config, labels, ``splits/``).
+    out : str or Path, optional
+        The model to ship; default ``RUN_DIR/model.onnx``. With ``int8`` this file is the int8
+        model and the float one is kept beside it as ``<stem>.fp32.onnx``.
+    int8 : bool
+        Also quantise (:func:`quantize_int8`) and measure the accuracy change.
+    max_clips : int, optional
+        Check on at most this many test clips (default all).
+    calibration_clips : int
+        Training clips used to calibrate the int8 activation ranges.
+    progress : bool
+
+    Returns
+    -------
+    ExportReport
+        Also written as ``<stem>.export.json`` beside ``out``.
+
+    Raises
+    ------
+    RunError
+        Not a run directory, or no clips in it to check the export on.
+    """
+    from audiorec.data.dataset import load_waveforms
+    from audiorec.recognize import load_run
+
+    started = time.time()
+    run = RunDir(Path(run_dir))
+    torch_model = load_run(run.root)
+    out = Path(out) if out else run.root / "model.onnx"
+    fp32_path = out.with_name(out.stem + ".fp32.onnx") if int8 else out
+    check = _clips_for(run, ("test", "val", "train"), max_clips)
+    if check is None:
+        raise RunError(f"{run.root}: no clips in splits/ to check the export on")
+    utterances, split = check
+    waves = load_waveforms(utterances, torch_model.sample_rate, progress=progress, desc=f"load {split} clips")
+    reference = Recognizer(torch_model, torch_model.labels, torch_model.sample_rate, torch_model.clip_samples)
+    clips = np.stack([fit_to_length(w, reference.clip_samples) for w in waves])
+
+    export_onnx(torch_model.model, fp32_path, torch_model.labels, torch_model.sample_rate, torch_model.clip_samples,
+                metadata={"audiorec.config": run.config.read_text(encoding="utf-8"), "audiorec.task": "commands"})
+    p_torch = reference.predict_proba(clips)
+    p_onnx = Recognizer.load(fp32_path).predict_proba(clips)
+    labels = [u.label for u in utterances]
+    accuracy = (lambda p: float(np.mean([torch_model.labels[i] == l for i, l in zip(p.argmax(1), labels)]))) if all(labels) else (lambda p: None)
+    report = ExportReport(
+        model=str(out), precision="int8" if int8 else "fp32", fp32_model=str(fp32_path),
+        size_bytes=fp32_path.stat().st_size, fp32_size_bytes=fp32_path.stat().st_size, n_clips=len(clips),
+        parity_max_abs_diff=float(np.abs(p_onnx - p_torch).max()),
+        parity_top1_agreement=float(np.mean(p_onnx.argmax(1) == p_torch.argmax(1))),
+        accuracy_torch=accuracy(p_torch), accuracy_onnx=accuracy(p_onnx),
+    )
+    if int8:
+        calibration = _clips_for(run, ("train", "val", "test"), calibration_clips, seed=0)
+        calib_waves = load_waveforms(calibration[0], torch_model.sample_rate, progress=progress, desc="load calibration clips")
+        quantize_int8(fp32_path, out, np.stack([fit_to_length(w, reference.clip_samples) for w in calib_waves]))
+        p_int8 = Recognizer.load(out).predict_proba(clips)
+        report.size_bytes = out.stat().st_size
+        report.accuracy_int8 = accuracy(p_int8)
+        report.int8_top1_agreement = float(np.mean(p_int8.argmax(1) == p_torch.argmax(1)))
+    report.export_time_s = round(time.time() - started, 1)
+    atomic_write_text(out.with_name(out.stem + ".export.json"), json.dumps(asdict(report), indent=2) + "\n")
+    return report
+
+
+def _clips_for(run: RunDir, splits: Sequence[str], limit: int | None, seed: int | None = None):
+    """The utterances of the first non-empty split (and its name), at most ``limit`` of them."""
+    from audiorec.data.manifest import read_manifest
+
+    for split in splits:
+        path = run.splits / f"{split}.jsonl"
+        utterances = read_manifest(path) if path.is_file() else []
+        if utterances:
+            if limit is not None and len(utterances) > limit:
+                order = np.random.default_rng(seed).permutation(len(utterances))[:limit] if seed is not None else range(limit)
+                utterances = [utterances[i] for i in sorted(order)]
+            return utterances, split
+    return None
+
+
+def _strip(proto) -> None:
+    """Drop what only debugging needs: the exporter's per-node stack traces and scopes, and the
+    intermediate shape annotations (ONNX Runtime infers them again); they were two thirds of the file."""
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del proto.graph.value_info[:]
+
+
+def _set_metadata(proto, props: dict[str, str]) -> None:
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporter's and the quantiser's progress prints and warnings (they are for their developers)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "root", "onnxscript")]
+    levels = [l.level for l in loggers]
+    for l in loggers:
+        l.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for l, level in zip(loggers, levels):
+            l.setLevel(level)

@@ -1,0 +1,163 @@
+"""Benchmark: ONNX export, int8, latency of the torch-free runtime, and streaming detection.
+
+Uses the SC12 speaker-split run of the default recipe (``benchmarks/train_commands.py --only
+sc12_speaker_split``; trained here first when it is missing) and writes
+``benchmarks/results/export.{json,md}``; the README's table is copied from the Markdown file.
+
+1. ``audiorec export RUN --int8``: parity with PyTorch on the SC12 test split (max |diff| of the
+   probabilities, top-1 agreement), accuracy of fp32 and int8, file sizes.
+2. Latency: median time to recognise one 1 s clip (batch 1, one thread) with ONNX Runtime fp32,
+   int8 and eager PyTorch, measured in the same process one after the other.
+3. Streaming: a 1-hour stream of the SC12 test speakers' words (and ``_unknown_`` words as
+   negatives) at random gaps over ``running_tap`` noise at 10 dB SNR (``audiorec data stream``),
+   run through the streaming detector on one thread: real-time factor, detection rate and false
+   accepts per hour at the default threshold, the detection rate at <= 1 false accept per hour
+   from the DET curve, and the DET curve as PNG and CSV.
+
+Usage::
+
+    .venv/bin/python benchmarks/export_runtime.py               # about 10 minutes with the run present
+    .venv/bin/python benchmarks/export_runtime.py --minutes 10  # a shorter stream
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def median_latency_ms(predict, clip: np.ndarray, n: int = 500, warmup: int = 50) -> float:
+    """Median wall time of ``predict(clip)`` in milliseconds over ``n`` calls after ``warmup``."""
+    for _ in range(warmup):
+        predict(clip)
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        predict(clip)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
+def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray) -> dict:
+    """Median latency per 1 s clip, batch 1, one thread, for ONNX fp32, ONNX int8 and eager PyTorch."""
+    import torch
+
+    from audiorec.recognize import load_run
+    from audiorec.runtime import OnnxModel
+
+    torch.set_num_threads(1)
+    batch = clip[None].astype(np.float32)
+    out = {
+        "onnx_fp32_ms": median_latency_ms(OnnxModel(fp32, threads=1), batch),
+        "onnx_int8_ms": median_latency_ms(OnnxModel(int8, threads=1), batch),
+        "torch_eager_ms": median_latency_ms(load_run(run), batch),
+    }
+    out["speedup_fp32_vs_torch"] = out["torch_eager_ms"] / out["onnx_fp32_ms"]
+    out["speedup_int8_vs_torch"] = out["torch_eager_ms"] / out["onnx_int8_ms"]
+    return out
+
+
+def streaming(model: Path, run: Path, out: Path, minutes: float, seed: int) -> dict:
+    """Build the evaluation stream, detect on one thread, score, and draw the DET curve."""
+    from audiorec.data.stream import build_stream
+    from audiorec.metrics import DET_THRESHOLDS, best_detection_rate, det_curve, detection_metrics, write_det_curve_csv
+    from audiorec.plots import plot_det_curve
+    from audiorec.runtime import Recognizer
+    from audiorec.streaming import StreamingDetector
+
+    stream_dir = out / "stream"
+    stream = build_stream(run / "splits" / "test.jsonl", DATA / "noise" / "running_tap.wav", stream_dir,
+                          duration_s=60 * minutes, snr_db=10.0, seed=seed)
+    detector = StreamingDetector(Recognizer.load(model, threads=1))
+    waveform, timeline, duration_s = stream.load()
+    started = time.perf_counter()
+    times_s, probs = detector.posteriors(waveform)
+    detections = detector.detections_from_posteriors(times_s, probs)
+    rtf = (time.perf_counter() - started) / duration_s
+    metrics = detection_metrics(detections, timeline, duration_s)
+    curve = det_curve(times_s, probs, detector, timeline, duration_s, thresholds=sorted(set(DET_THRESHOLDS) | {detector.threshold}))
+    plot_det_curve(curve, out / "det_curve.png", operating_threshold=detector.threshold)
+    write_det_curve_csv(curve, out / "det_curve.csv")
+    best = best_detection_rate(curve, 1.0)
+    return {
+        "stream_minutes": round(duration_s / 60, 1),
+        "n_keywords": metrics["n_keywords"],
+        "real_time_factor": rtf,
+        "threshold": detector.threshold,
+        "detection_rate": metrics["detection_rate"],
+        "false_accepts_per_hour": metrics["false_accepts_per_hour"],
+        "detection_rate_at_1_fa_per_hour": best["detection_rate"] if best else 0.0,
+        "threshold_at_1_fa_per_hour": best["threshold"] if best else None,
+        "false_accepts_by_cause": metrics["false_accepts_by_cause"],
+        "det_curve": str(out / "det_curve.png"),
+    }
+
+
+def markdown(r: dict) -> str:
+    e, l, s = r["export"], r["latency"], r["streaming"]
+    rows = [
+        ("parity fp32 vs PyTorch, SC12 test split", f"max abs diff {e['parity_max_abs_diff']:.1e}, top-1 agreement "
+         f"{100 * e['parity_top1_agreement']:.1f}% ({e['n_clips']} clips)", "< 1e-4, 100%"),
+        ("accuracy PyTorch / ONNX fp32 / ONNX int8", f"{e['accuracy_torch']:.4f} / {e['accuracy_onnx']:.4f} / {e['accuracy_int8']:.4f}",
+         "int8 within 1 point"),
+        ("model file fp32 / int8", f"{e['fp32_size_bytes'] / 1024:.0f} KiB / {e['size_bytes'] / 1024:.0f} KiB "
+         f"({e['fp32_size_bytes'] / e['size_bytes']:.2f}x smaller)", ">= 3x smaller"),
+        ("latency per 1 s clip, 1 thread, batch 1", f"ONNX fp32 {l['onnx_fp32_ms']:.2f} ms, int8 {l['onnx_int8_ms']:.2f} ms, "
+         f"eager PyTorch {l['torch_eager_ms']:.2f} ms ({l['speedup_fp32_vs_torch']:.1f}x / {l['speedup_int8_vs_torch']:.1f}x faster)",
+         "<= 1 ms"),
+        ("streaming real-time factor, 1 thread", f"{s['real_time_factor']:.4f}", "<= 0.02"),
+        (f"detection on a {s['stream_minutes']:.0f}-min stream, running_tap at 10 dB ({s['n_keywords']} keywords)",
+         f"{100 * s['detection_rate']:.1f}% at {s['false_accepts_per_hour']:.1f} false accepts/h (threshold {s['threshold']}); "
+         f"{100 * s['detection_rate_at_1_fa_per_hour']:.1f}% at <= 1 false accept/h", ">= 90% at <= 1 FA/h"),
+    ]
+    lines = ["| measure | result | target |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines.append(f"\nModel: `{r['run']}` (default recipe). Machine: {r['machine']}. "
+                 f"Command: `.venv/bin/python benchmarks/export_runtime.py`.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default=str(ROOT / "runs" / "bench" / "sc12_speaker_split"))
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "export"))
+    parser.add_argument("--minutes", type=float, default=60.0, help="length of the evaluation stream")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    run, out = Path(args.run), Path(args.out)
+    if not (run / "checkpoints").is_dir():
+        print(f"{run} is missing; training it (benchmarks/train_commands.py --only sc12_speaker_split)", flush=True)
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_commands.py"), "--only", "sc12_speaker_split"], check=True)
+
+    from audiorec.audio import fit_to_length, load_audio
+    from audiorec.data.manifest import read_manifest
+    from audiorec.export import export_run
+
+    report = export_run(run, out / "sc12.onnx", int8=True)
+    clip = fit_to_length(load_audio(read_manifest(run / "splits" / "test.jsonl")[0].path), 16_000)
+    results = {
+        "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run),
+        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "export": asdict(report),
+        "latency": latency(run, Path(report.fp32_model), Path(report.model), clip),
+        "streaming": streaming(Path(report.model), run, out, args.minutes, args.seed),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "export.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "export.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

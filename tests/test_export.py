@@ -1,0 +1,159 @@
+"""ONNX export, int8 quantisation and the torch-free runtime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from audiorec.cli import TRAIN_EXTRA_MODULES, main
+from audiorec.data.manifest import read_manifest
+from audiorec.export import export_run
+from audiorec.runtime import ModelError, OnnxModel, Recognizer
+
+# Everything of the [train] extra: the runtime must work in an install that has none of them.
+TRAIN_ONLY_MODULES = tuple(sorted(TRAIN_EXTRA_MODULES))
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    """The quick training run exported with int8: ``(run_dir, report, out_dir)``."""
+    run_dir, _, _ = trained_run
+    out = tmp_path_factory.mktemp("export") / "model.onnx"
+    report = export_run(run_dir, out, int8=True, progress=False)
+    return run_dir, report, out.parent
+
+
+def test_export_matches_pytorch_on_the_test_clips(exported):
+    run_dir, report, out_dir = exported
+    n_test = len(read_manifest(run_dir / "splits" / "test.jsonl"))
+    assert report.n_clips == n_test > 0
+    assert report.parity_max_abs_diff < 1e-4
+    assert report.parity_top1_agreement == 1.0
+    assert report.accuracy_onnx == report.accuracy_torch
+    saved = json.loads((out_dir / "model.export.json").read_text())
+    assert saved["parity_max_abs_diff"] == report.parity_max_abs_diff
+    assert not list(out_dir.glob("*.data")), "weights must be inside the .onnx file"
+
+
+def test_metadata_round_trip(exported):
+    run_dir, report, _ = exported
+    model = OnnxModel(report.fp32_model)
+    assert model.labels == json.loads((run_dir / "labels.json").read_text())
+    assert model.sample_rate == 16_000
+    assert model.clip_samples == 16_000
+    assert model.metadata["audiorec.config"] == (run_dir / "config.yaml").read_text()
+    assert model.metadata["audiorec.precision"] == "fp32"
+    assert OnnxModel(report.model).metadata["audiorec.precision"] == "int8"
+
+
+def test_graph_has_dynamic_batch_and_length_and_no_stored_front_end(exported):
+    _, report, _ = exported
+    model = OnnxModel(report.fp32_model)
+    rng = np.random.default_rng(0)
+    for shape in [(1, 16_000), (3, 16_000), (2, 24_000), (1, 8_000)]:
+        probs = model(rng.normal(0, 0.1, shape).astype(np.float32))
+        assert probs.shape == (shape[0], len(model.labels))
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    graph = onnx.load(report.fp32_model).graph
+    largest = max(int(np.prod(i.dims)) for i in graph.initializer)
+    weights = max(p.numel() for p in Recognizer.from_run(exported[0]).predict.model.parameters())
+    assert largest <= weights, "the DFT kernel or mel filters were stored instead of computed in the graph"
+
+
+def test_int8_model_is_smaller_loads_and_agrees(exported):
+    run_dir, report, _ = exported
+    assert report.precision == "int8"
+    assert Path(report.model).stat().st_size == report.size_bytes < report.fp32_size_bytes
+    fp32, int8 = onnx.load(report.fp32_model).graph, onnx.load(report.model).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in int8.node}
+    # Every stored weight of the network is int8 with its shape kept; the front end is not quantised.
+    quantized = {i.name: i for i in int8.initializer if i.name.endswith("weight_quantized")}
+    weights = [i for i in fp32.initializer if i.name.endswith(".weight") and len(i.dims) > 1]
+    assert weights and len(quantized) == len(weights)
+    for w in weights:
+        q = quantized[w.name + "_quantized"]
+        assert q.data_type == onnx.TensorProto.INT8 and list(q.dims) == list(w.dims)
+    assert not any("features" in name for name in quantized)
+    assert report.int8_top1_agreement >= 0.8
+    clip = read_manifest(run_dir / "splits" / "test.jsonl")[0].path
+    result = Recognizer.load(report.model).recognize_file(clip)
+    assert result.label in OnnxModel(report.model).labels and 0 < result.score <= 1
+
+
+def test_runtime_works_without_torch(exported):
+    """A subprocess where importing torch (or anything else of the [train] extra) fails."""
+    run_dir, report, _ = exported
+    clip = read_manifest(run_dir / "splits" / "test.jsonl")[0].path
+    expected = Recognizer.from_run(run_dir).recognize_file(clip)
+    script = textwrap.dedent(f"""
+        import importlib.abc, json, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in {TRAIN_ONLY_MODULES!r}:
+                    raise ModuleNotFoundError(f"No module named {{name!r}} (hidden in this test)", name=name)
+        sys.meta_path.insert(0, Block())
+        from audiorec.runtime import Recognizer
+        result = Recognizer.load({report.fp32_model!r}, threads=1).recognize_file({clip!r})
+        from audiorec.cli import TRAIN_EXTRA_MODULES, main
+        code = main(["recognize", {report.model!r}, {clip!r}, "--json"])
+        print(json.dumps({{"label": result.label, "score": result.score, "code": code}}))
+        assert not any(m.split(".")[0] in {TRAIN_ONLY_MODULES!r} for m in sys.modules)
+        assert main(["train", "--data", "x", "--out", "y"]) == 2  # says which extra to install
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    cli_result, runtime_result = json.loads(lines[0]), json.loads(lines[-1])
+    assert runtime_result["code"] == 0
+    assert runtime_result["label"] == expected.label
+    assert runtime_result["score"] == pytest.approx(expected.score, abs=1e-4)
+    assert cli_result["path"] == clip and cli_result["label"] in OnnxModel(report.model).labels
+    assert "pip install 'audiorec[train]'" in done.stderr
+
+
+def test_bad_model_files_give_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="no such model file"):
+        Recognizer.load(tmp_path / "missing.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"this is not a protobuf" * 10)
+    with pytest.raises(ModelError, match=r"garbage\.onnx: not a loadable ONNX model"):
+        Recognizer.load(garbage)
+    # A valid ONNX model that audiorec did not export: no labels in its metadata.
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["waveform"], ["probabilities"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 4])])
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), foreign)
+    with pytest.raises(ModelError, match=r"foreign\.onnx: not exported by 'audiorec export'.*audiorec\.labels"):
+        Recognizer.load(foreign)
+
+
+def test_wrong_sample_rate_and_shape_are_refused(exported):
+    _, report, _ = exported
+    recognizer = Recognizer.load(report.fp32_model)
+    wave = np.zeros(8_000, np.float32)
+    with pytest.raises(ValueError, match="8000 Hz given to a model trained at 16000 Hz"):
+        recognizer.recognize(wave, sample_rate=8_000)
+    with pytest.raises(ValueError, match="1-D"):
+        recognizer.recognize(np.zeros((2, 8_000), np.float32))
+    assert recognizer.recognize(wave, sample_rate=16_000).duration_s == pytest.approx(0.5)
+
+
+def test_export_command_line(trained_run, tmp_path, capsys):
+    run_dir, _, _ = trained_run
+    out = tmp_path / "cli.onnx"
+    assert main(["export", str(run_dir), "--out", str(out), "--quiet", "--max-clips", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "top-1 agreement 100.0%" in printed and out.is_file()
+    assert json.loads(out.with_name("cli.export.json").read_text())["n_clips"] == 4
+    assert main(["export", str(tmp_path / "not_a_run")]) == 2
+    assert "labels.json" in capsys.readouterr().err
