@@ -88,7 +88,8 @@ def streaming(model: Path, run: Path, out: Path, minutes: float, seed: int) -> d
     rtf = (time.perf_counter() - started) / duration_s
     metrics = detection_metrics(detections, timeline, duration_s)
     curve = det_curve(times_s, probs, detector, timeline, duration_s, thresholds=sorted(set(DET_THRESHOLDS) | {detector.threshold}))
-    plot_det_curve(curve, out / "det_curve.png", operating_threshold=detector.threshold)
+    plot_det_curve(curve, out / "det_curve.png", operating_threshold=detector.threshold,
+                   title=f"{run.name}: {metrics['n_keywords']} commands in {duration_s / 60:.0f} min, running_tap at 10 dB")
     write_det_curve_csv(curve, out / "det_curve.csv")
     best = best_detection_rate(curve, 1.0)
     return {
@@ -123,7 +124,7 @@ def markdown(r: dict) -> str:
          f"{100 * s['detection_rate_at_1_fa_per_hour']:.1f}% at <= 1 false accept/h", ">= 90% at <= 1 FA/h"),
     ]
     lines = ["| measure | result | target |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    lines.append(f"\nModel: `{r['run']}` (default recipe). Machine: {r['machine']}. "
+    lines.append(f"\nModel: `{r['run']}`. Machine: {r['machine']}. "
                  f"Command: `.venv/bin/python benchmarks/export_runtime.py`.")
     return "\n".join(lines) + "\n"
 
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "export"))
     parser.add_argument("--minutes", type=float, default=60.0, help="length of the evaluation stream")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", default=str(RESULTS / "export"), help="results path without suffix (.json and .md)")
     args = parser.parse_args()
     run, out = Path(args.run), Path(args.out)
     if not (run / "checkpoints").is_dir():
@@ -153,9 +155,10 @@ def main() -> None:
         "latency": latency(run, Path(report.fp32_model), Path(report.model), clip),
         "streaming": streaming(Path(report.model), run, out, args.minutes, args.seed),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "export.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "export.md").write_text(markdown(results))
+    target = Path(args.results)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    target.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))
 
 
