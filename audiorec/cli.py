@@ -574,6 +574,7 @@ def _cmd_quickstart(args) -> int:
     print(f"""
 next steps, on real recordings:
   .venv/bin/audiorec recognize {run} your_clip.wav
+  .venv/bin/audiorec export {run} --int8      # {run}/model.onnx, runs without PyTorch
   .venv/bin/audiorec train --data ../shared/data/fsdd --out runs/fsdd --test-speakers george
   .venv/bin/audiorec train --data ../shared/data/speech_commands_v2_test --out runs/sc12
   .venv/bin/audiorec train --data path/to/your/recordings --out runs/mine   # DIR/<label>/<speaker>_<n>.wav
