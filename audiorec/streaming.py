@@ -343,8 +343,9 @@ class StreamingDetector:
         chunk) and the last raw posteriors the moving average needs, so chunks of any size,
         down to single samples, give the detections :meth:`detect` gives for the whole audio:
         the same windows, averaged in the same order. (Only the last bit of a score may differ,
-        where the model's arithmetic depends on how many windows share a batch.) A detection is reported as soon as the window that triggers it is complete:
-        ``clip_samples`` after the start of that window.
+        where the model's arithmetic depends on how many windows share a batch.) A detection is
+        reported as soon as the window that triggers it is complete: ``clip_samples`` after the
+        start of that window.
 
         Parameters
         ----------
