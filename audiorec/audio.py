@@ -10,6 +10,7 @@ FFmpeg reads). Resampling uses libsoxr through ``soxr``. No shell is ever involv
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,3 +241,26 @@ def rms(samples: np.ndarray) -> float:
         ``sqrt(mean(samples ** 2))`` in the samples' units; 0.0 for an empty array.
     """
     return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write mono audio as 16-bit PCM WAV, atomically (a reader never sees a partial file).
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; parent folders are created.
+    samples : np.ndarray [shape=(n_samples,)]
+        Float amplitudes, full scale 1; values beyond [-1, 1] are clipped.
+    sample_rate : int > 0
+        Hz.
+
+    Returns
+    -------
+    Path
+    """
+    from audiorec.run import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    return atomic_write_bytes(path, buffer.getvalue())

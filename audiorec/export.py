@@ -117,6 +117,11 @@ def export_onnx(model: nn.Module, out: str | Path, labels: Sequence[str], sample
     -------
     Path
 
+    References
+    ----------
+    ONNX operator set 18 (onnx.ai); PyTorch's ``torch.onnx.export(dynamo=True)``, which traces with
+    ``torch.export`` and translates with onnxscript.
+
     Notes
     -----
     Exported with PyTorch's ``torch.export``-based exporter at opset :data:`OPSET`, with dynamic
@@ -245,27 +250,25 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
         Not a run directory, or no clips in it to check the export on.
     """
     from audiorec.data.dataset import load_waveforms
-    from audiorec.recognize import load_run
 
     started = time.time()
     run = RunDir(Path(run_dir))
-    torch_model = load_run(run.root)
+    reference = Recognizer.from_run(run.root)  # PyTorch, the model the export must match
     out = Path(out) if out else run.root / "model.onnx"
     fp32_path = out.with_name(out.stem + ".fp32.onnx") if int8 else out
     check = _clips_for(run, ("test", "val", "train"), max_clips)
     if check is None:
         raise RunError(f"{run.root}: no clips in splits/ to check the export on")
     utterances, split = check
-    waves = load_waveforms(utterances, torch_model.sample_rate, progress=progress, desc=f"load {split} clips")
-    reference = Recognizer(torch_model, torch_model.labels, torch_model.sample_rate, torch_model.clip_samples)
+    waves = load_waveforms(utterances, reference.sample_rate, progress=progress, desc=f"load {split} clips")
     clips = np.stack([fit_to_length(w, reference.clip_samples) for w in waves])
 
-    export_onnx(torch_model.model, fp32_path, torch_model.labels, torch_model.sample_rate, torch_model.clip_samples,
+    export_onnx(reference.predict.model, fp32_path, reference.labels, reference.sample_rate, reference.clip_samples,
                 metadata={"audiorec.config": run.config.read_text(encoding="utf-8"), "audiorec.task": "commands"})
     p_torch = reference.predict_proba(clips)
     p_onnx = Recognizer.load(fp32_path).predict_proba(clips)
     labels = [u.label for u in utterances]
-    accuracy = (lambda p: float(np.mean([torch_model.labels[i] == l for i, l in zip(p.argmax(1), labels)]))) if all(labels) else (lambda p: None)
+    accuracy = (lambda p: float(np.mean([reference.labels[i] == l for i, l in zip(p.argmax(1), labels)]))) if all(labels) else (lambda p: None)
     report = ExportReport(
         model=str(out), precision="int8" if int8 else "fp32", fp32_model=str(fp32_path),
         size_bytes=fp32_path.stat().st_size, fp32_size_bytes=fp32_path.stat().st_size, n_clips=len(clips),
@@ -275,7 +278,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
     )
     if int8:
         calibration = _clips_for(run, ("train", "val", "test"), calibration_clips, seed=0)
-        calib_waves = load_waveforms(calibration[0], torch_model.sample_rate, progress=progress, desc="load calibration clips")
+        calib_waves = load_waveforms(calibration[0], reference.sample_rate, progress=progress, desc="load calibration clips")
         quantize_int8(fp32_path, out, np.stack([fit_to_length(w, reference.clip_samples) for w in calib_waves]))
         p_int8 = Recognizer.load(out).predict_proba(clips)
         report.size_bytes = out.stat().st_size

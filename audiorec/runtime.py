@@ -95,6 +95,11 @@ class OnnxModel:
     ------
     ModelError
         The file is missing, is not a valid ONNX model, or lacks :data:`METADATA_KEYS`.
+
+    References
+    ----------
+    ONNX Runtime's ``InferenceSession`` on the CPU execution provider (onnxruntime.ai); the
+    graph follows the ONNX operator set 18 specification (onnx.ai).
     """
 
     def __init__(self, path: str | Path, threads: int | None = None):
@@ -150,6 +155,11 @@ class Recognizer:
     config : Config, optional
         The training configuration, when loaded from a run directory (None for an ONNX file,
         whose metadata keeps it as YAML text under ``audiorec.config``).
+
+    Raises
+    ------
+    ValueError
+        From the methods: an array at another sample rate than the model's, or not 1-D.
 
     Examples
     --------

@@ -10,9 +10,9 @@ sc12_speaker_split``; trained here first when it is missing) and writes
    int8 and eager PyTorch, measured in the same process one after the other.
 3. Streaming: a 1-hour stream of the SC12 test speakers' words (and ``_unknown_`` words as
    negatives) at random gaps over ``running_tap`` noise at 10 dB SNR (``audiorec data stream``),
-   run through the streaming detector on one thread: real-time factor, detection rate and false
-   accepts per hour at the default threshold, the detection rate at <= 1 false accept per hour
-   from the DET curve, and the DET curve as PNG and CSV.
+   scored by ``audiorec listen --timeline`` on one thread: real-time factor, detection rate and
+   false accepts per hour at the default threshold, the detection rate at <= 1 false accept per
+   hour from the DET curve, and the DET curve as PNG and CSV.
 
 Usage::
 
@@ -70,39 +70,29 @@ def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray) -> dict:
 
 
 def streaming(model: Path, run: Path, out: Path, minutes: float, seed: int) -> dict:
-    """Build the evaluation stream, detect on one thread, score, and draw the DET curve."""
-    from audiorec.data.stream import build_stream
-    from audiorec.metrics import DET_THRESHOLDS, best_detection_rate, det_curve, detection_metrics, write_det_curve_csv
-    from audiorec.plots import plot_det_curve
-    from audiorec.runtime import Recognizer
-    from audiorec.streaming import StreamingDetector
+    """Build the evaluation stream and score the detector on it, through the commands a user runs."""
+    from audiorec.cli import main as audiorec
 
-    stream_dir = out / "stream"
-    stream = build_stream(run / "splits" / "test.jsonl", DATA / "noise" / "running_tap.wav", stream_dir,
-                          duration_s=60 * minutes, snr_db=10.0, seed=seed)
-    detector = StreamingDetector(Recognizer.load(model, threads=1))
-    waveform, timeline, duration_s = stream.load()
-    started = time.perf_counter()
-    times_s, probs = detector.posteriors(waveform)
-    detections = detector.detections_from_posteriors(times_s, probs)
-    rtf = (time.perf_counter() - started) / duration_s
-    metrics = detection_metrics(detections, timeline, duration_s)
-    curve = det_curve(times_s, probs, detector, timeline, duration_s, thresholds=sorted(set(DET_THRESHOLDS) | {detector.threshold}))
-    plot_det_curve(curve, out / "det_curve.png", operating_threshold=detector.threshold,
-                   title=f"{run.name}: {metrics['n_keywords']} commands in {duration_s / 60:.0f} min, running_tap at 10 dB")
-    write_det_curve_csv(curve, out / "det_curve.csv")
-    best = best_detection_rate(curve, 1.0)
+    stream = out / "stream"
+    listen = out / "listen"
+    audiorec(["data", "stream", "--data", str(run / "splits" / "test.jsonl"), "--noise", str(DATA / "noise" / "running_tap.wav"),
+              "--snr-db", "10", "--minutes", str(minutes), "--seed", str(seed), "--out", str(stream), "--quiet"])
+    code = audiorec(["listen", str(model), "--file", str(stream / "stream.wav"), "--timeline", str(stream / "timeline.csv"),
+                     "--out", str(listen), "--threads", "1"])
+    if code:
+        raise SystemExit(f"audiorec listen failed with exit code {code}")
+    m = json.loads((listen / "metrics.json").read_text())
     return {
-        "stream_minutes": round(duration_s / 60, 1),
-        "n_keywords": metrics["n_keywords"],
-        "real_time_factor": rtf,
-        "threshold": detector.threshold,
-        "detection_rate": metrics["detection_rate"],
-        "false_accepts_per_hour": metrics["false_accepts_per_hour"],
-        "detection_rate_at_1_fa_per_hour": best["detection_rate"] if best else 0.0,
-        "threshold_at_1_fa_per_hour": best["threshold"] if best else None,
-        "false_accepts_by_cause": metrics["false_accepts_by_cause"],
-        "det_curve": str(out / "det_curve.png"),
+        "stream_minutes": round(m["duration_s"] / 60, 1),
+        "n_keywords": m["n_keywords"],
+        "real_time_factor": m["real_time_factor"],
+        "threshold": m["threshold"],
+        "detection_rate": m["detection_rate"],
+        "false_accepts_per_hour": m["false_accepts_per_hour"],
+        "detection_rate_at_1_fa_per_hour": m["detection_rate_at_1_false_accept_per_hour"],
+        "threshold_at_1_fa_per_hour": m["threshold_at_1_false_accept_per_hour"],
+        "false_accepts_by_cause": m["false_accepts_by_cause"],
+        "det_curve": str(listen / "det_curve.png"),
     }
 
 

@@ -185,3 +185,14 @@ def test_truncated_header_only_wav_has_no_samples(tmp_path):
     decoded = decode_audio(path)
     assert decoded.samples.shape[1] == 0
     assert load_audio(path).shape == (0,)
+
+
+def test_write_wav_round_trips_clips_and_leaves_no_temporary_file(tmp_path):
+    from audiorec.audio import write_wav
+
+    samples = np.array([0.0, 0.5, -0.25, 1.7, -3.0], np.float32)
+    path = write_wav(tmp_path / "sub" / "x.wav", samples, 8_000)
+    back, rate = soundfile.read(path, dtype="float32")
+    assert rate == 8_000 and soundfile.info(path).subtype == "PCM_16"
+    np.testing.assert_allclose(back, np.clip(samples, -1, 1), atol=1 / 32767)
+    assert [p.name for p in path.parent.iterdir()] == ["x.wav"]

@@ -10,32 +10,19 @@ every effect applied with its drawn parameters. Originals are only read.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zlib
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
-from audiorec.audio import SAMPLE_RATE, AudioError, load_audio
+from audiorec.audio import SAMPLE_RATE, AudioError, load_audio, write_wav
 from audiorec.augment import AugmentConfig, WaveformAugment
 from audiorec.data.corpora import is_audio_file
 from audiorec.run import atomic_write_text
 
 LOG_NAME = "augment_log.jsonl"
-
-
-def _write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """16-bit PCM WAV, written through a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.wav")
-    try:
-        sf.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def augment_corpus(
@@ -111,7 +98,7 @@ def augment_corpus(
             item_seed = [seed, zlib.crc32(str(rel).encode()), k]
             augmented, applied = augment(samples, item_seed)
             if not target.exists():
-                _write_wav(target, augmented, sample_rate)
+                write_wav(target, augmented, sample_rate)
                 written += 1
             records.append({"source": str(rel), "output": str(target.relative_to(out_dir)), "copy": k,
                             "seed": item_seed, "effects": applied})

@@ -17,15 +17,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import soundfile
 
-from audiorec.audio import SAMPLE_RATE, load_audio, rms
+from audiorec.audio import SAMPLE_RATE, load_audio, rms, write_wav
 from audiorec.data.manifest import Utterance, read_manifest
 from audiorec.run import atomic_write_text, write_json
 
@@ -336,13 +334,7 @@ def build_stream(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    audio = out_dir / "stream.wav"
-    tmp = out_dir / ".stream.wav.tmp"
-    try:
-        soundfile.write(tmp, stream, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-        os.replace(tmp, audio)
-    finally:
-        tmp.unlink(missing_ok=True)
+    audio = write_wav(out_dir / "stream.wav", stream, SAMPLE_RATE)
     timeline = write_timeline(out_dir / "timeline.csv", events)
     labels = sorted({e.label for e in events})
     info = write_json(out_dir / "stream.json", {

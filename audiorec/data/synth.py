@@ -20,7 +20,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-from audiorec.audio import SAMPLE_RATE, resample
+from audiorec.audio import SAMPLE_RATE, resample, write_wav
 
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")  # Warden 2018's ten
 UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow")
@@ -149,7 +149,7 @@ def synthesize_commands(
         samples = speak(word, voice, rate, pitch)
         samples = 0.7 * samples / max(float(np.max(np.abs(samples))), 1e-6)
         samples += np.random.default_rng(noise_seed).normal(0, noise_rms, len(samples)).astype(np.float32)
-        _write_wav(path, samples)
+        write_wav(path, samples)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         seeds = rng.integers(0, 2**32, len(jobs))
@@ -161,12 +161,5 @@ def synthesize_commands(
             white = rng.normal(0, 1, SAMPLE_RATE)
             # Alternate white noise with a random-walk "rumble" so silence is not one spectrum.
             noise = white if i % 2 else np.cumsum(white) / np.sqrt(np.arange(1, SAMPLE_RATE + 1))
-            _write_wav(path, (level * noise / np.std(noise)).astype(np.float32))
+            write_wav(path, (level * noise / np.std(noise)).astype(np.float32))
     return out_dir
-
-
-def _write_wav(path: Path, samples: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.wav")
-    soundfile.write(tmp, np.clip(samples, -1, 1), SAMPLE_RATE, subtype="PCM_16")
-    tmp.replace(path)
