@@ -41,6 +41,23 @@ class AudioError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
+class AudioTooLongError(AudioError):
+    """A file holds more audio than the caller allows (``max_duration_s`` of :func:`decode_audio`).
+
+    Raised before the whole file is decoded, so a small compressed file that would expand to
+    hours of samples costs no memory.
+
+    Attributes
+    ----------
+    max_duration_s : float
+        The limit, in seconds.
+    """
+
+    def __init__(self, path: str | Path, max_duration_s: float):
+        self.max_duration_s = float(max_duration_s)
+        super().__init__(path, f"longer than the {max_duration_s:g} s allowed")
+
+
 @dataclass(frozen=True)
 class DecodedAudio:
     """Samples as stored in the file, before downmixing and resampling.
@@ -62,12 +79,16 @@ class DecodedAudio:
         return self.samples.shape[1] / self.sample_rate
 
 
-def _decode_soundfile(path: Path) -> DecodedAudio:
+def _decode_soundfile(path: Path, max_duration_s: float | None) -> DecodedAudio:
+    if max_duration_s is not None:
+        info = soundfile.info(str(path))
+        if info.frames > max_duration_s * info.samplerate:
+            raise AudioTooLongError(path, max_duration_s)
     samples, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     return DecodedAudio(np.ascontiguousarray(samples.T), int(sample_rate))
 
 
-def _decode_ffmpeg(path: Path) -> DecodedAudio:
+def _decode_ffmpeg(path: Path, max_duration_s: float | None) -> DecodedAudio:
     import av  # imported lazily: only formats libsndfile cannot read need FFmpeg
 
     with av.open(str(path)) as container:
@@ -80,9 +101,15 @@ def _decode_ffmpeg(path: Path) -> DecodedAudio:
         layout = stream.codec_context.layout.name if stream.codec_context.layout else "mono"
         resampler = av.AudioResampler(format="flt", layout=layout, rate=sample_rate)
         chunks = []
+        # Counted while decoding: a WebM from a browser's MediaRecorder states no duration.
+        max_samples = None if max_duration_s is None else max_duration_s * sample_rate
+        n_samples = 0
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1, n_channels))
+                n_samples += len(chunks[-1])
+            if max_samples is not None and n_samples > max_samples:
+                raise AudioTooLongError(path, max_duration_s)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1, n_channels))
     if not chunks:
@@ -91,7 +118,7 @@ def _decode_ffmpeg(path: Path) -> DecodedAudio:
     return DecodedAudio(np.ascontiguousarray(samples), int(sample_rate))
 
 
-def decode_audio(path: str | Path) -> DecodedAudio:
+def decode_audio(path: str | Path, max_duration_s: float | None = None) -> DecodedAudio:
     """Decode a file to float32 samples at its own rate and channel count.
 
     Parameters
@@ -99,6 +126,9 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     path : str or Path
         Any format libsndfile or FFmpeg reads: WAV (8/16/24/32-bit PCM, float), FLAC,
         OGG/Vorbis, OGG/Opus, MP3, M4A/AAC, WebM, NIST SPHERE (``.sph``).
+    max_duration_s : float > 0, optional
+        Refuse files longer than this many seconds, before decoding them whole (servers take
+        uploads from strangers). Default: no limit.
 
     Returns
     -------
@@ -110,6 +140,8 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     AudioError
         The file is missing, is not a regular file, is empty, or neither decoder can read it.
         The message names the file and the reason.
+    AudioTooLongError
+        The file is longer than ``max_duration_s`` (a subclass of :class:`AudioError`).
 
     See Also
     --------
@@ -123,10 +155,12 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        return _decode_soundfile(path)
+        return _decode_soundfile(path, max_duration_s)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as sndfile_error:
         try:
-            return _decode_ffmpeg(path)
+            return _decode_ffmpeg(path, max_duration_s)
+        except AudioTooLongError:
+            raise
         except Exception as ffmpeg_error:
             raise AudioError(
                 path,
@@ -168,7 +202,7 @@ def resample(samples: np.ndarray, orig_rate: int, target_rate: int = SAMPLE_RATE
     return soxr.resample(samples, orig_rate, target_rate, quality="HQ").astype(np.float32)
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, max_duration_s: float | None = None) -> np.ndarray:
     """Load any supported audio file as mono float32 at ``sample_rate``.
 
     Parameters
@@ -177,6 +211,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         The audio file (see :func:`decode_audio` for the formats).
     sample_rate : int > 0
         Target sampling rate in Hz (default 16 kHz).
+    max_duration_s : float > 0, optional
+        Refuse longer files (:class:`AudioTooLongError`) before decoding them whole.
 
     Returns
     -------
@@ -186,7 +222,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     Raises
     ------
     AudioError
-        The file cannot be read; the message names it and says why.
+        The file cannot be read, or (:class:`AudioTooLongError`) is longer than
+        ``max_duration_s``; the message names it and says why.
 
     Examples
     --------
@@ -194,7 +231,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     >>> y.dtype, y.ndim
     (dtype('float32'), 1)
     """
-    decoded = decode_audio(path)
+    decoded = decode_audio(path, max_duration_s)
     return resample(to_mono(decoded.samples), decoded.sample_rate, sample_rate)
 
 

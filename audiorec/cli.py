@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ examples:
   audiorec recognize sc12.onnx clip.wav
   audiorec data stream --data runs/sc12/splits/test.jsonl --noise ../shared/data/noise/running_tap.wav --out stream
   audiorec listen sc12.onnx --file stream/stream.wav --timeline stream/timeline.csv   # detections, DET curve
+  audiorec serve sc12.onnx --dataset-dir my_recordings     # web page: record/upload; studio at /record
   audiorec cv --data ../shared/data/fsdd --folds loso --out runs/fsdd_loso
   audiorec augment my_recordings my_recordings_aug --copies 4
   audiorec plot clip.wav --kind waveform,spectrum,spectrogram --out plots
@@ -314,6 +316,35 @@ def _add_listen_command(sub) -> None:
     li.add_argument("--seconds", type=float, help="--mic: stop after this much audio (default: at Ctrl-C)")
 
 
+def _add_serve_command(sub) -> None:
+    from audiorec.streaming import DEFAULT_THRESHOLD
+
+    sv = sub.add_parser(
+        "serve",
+        help="web page and HTTP/WebSocket API: record or upload a clip, see the answer; record a dataset",
+        description="Serve MODEL over HTTP. Pages: / (record or upload a clip; the label, top-k "
+        "probabilities, waveform and spectrogram; continuous listening) and /record (the recording "
+        "studio: prompts each label N times and saves the takes under --dataset-dir, ready for "
+        "'audiorec train'). API: POST /api/v1/recognize (audio in any format, as a multipart 'file' "
+        "or the raw body), GET /api/v1/model, GET /healthz, WS /api/v1/stream (16-bit PCM in, "
+        "detections out); the OpenAPI schema at /openapi.json, docs at /docs. A .onnx MODEL runs "
+        "without PyTorch; needs 'pip install audiorec[serve]'.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sv.add_argument("model", metavar="MODEL", help=".onnx file from 'audiorec export', or a run directory (needs PyTorch)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--max-upload-mb", type=float, default=20.0, help="larger uploads get 413")
+    sv.add_argument("--max-duration-s", type=float, default=30.0, help="longer audio gets 413")
+    sv.add_argument("--dataset-dir", help="folder where the recording studio saves takes (off without it)")
+    sv.add_argument("--token", default=os.environ.get("AUDIOREC_TOKEN"),
+                    help="require 'Authorization: Bearer TOKEN' on the API (default: $AUDIOREC_TOKEN; none: open)")
+    sv.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="threads that decode and recognise")
+    sv.add_argument("--timeout-s", type=float, default=30.0, help="a request taking longer gets 503")
+    sv.add_argument("--top-k", type=int, default=5, help="classes listed per answer")
+    sv.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="detection threshold of the stream")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``audiorec`` command."""
     parser = argparse.ArgumentParser(
@@ -326,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"audiorec {__version__}")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{quickstart,data,plot,train,recognize,evaluate,export,listen,cv,augment,config}"
+        dest="command", required=True, metavar="{quickstart,data,plot,train,recognize,evaluate,export,listen,serve,cv,augment,config}"
     )
     _add_quickstart_command(sub)
     _add_data_commands(sub)
@@ -339,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_augment_command(sub)
     _add_config_command(sub)
     _add_listen_command(sub)
+    _add_serve_command(sub)
     return parser
 
 
@@ -575,6 +607,7 @@ def _cmd_quickstart(args) -> int:
 next steps, on real recordings:
   .venv/bin/audiorec recognize {run} your_clip.wav
   .venv/bin/audiorec export {run} --int8      # {run}/model.onnx, runs without PyTorch
+  .venv/bin/audiorec serve {run}/model.onnx --dataset-dir my_recordings   # web page: record, see the answer
   .venv/bin/audiorec train --data ../shared/data/fsdd --out runs/fsdd --test-speakers george
   .venv/bin/audiorec train --data ../shared/data/speech_commands_v2_test --out runs/sc12
   .venv/bin/audiorec train --data path/to/your/recordings --out runs/mine   # DIR/<label>/<speaker>_<n>.wav
@@ -705,6 +738,24 @@ def _listen_mic(detector, args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    import uvicorn
+
+    from audiorec.runtime import Recognizer
+    from audiorec.serve import ServeConfig, create_app
+
+    config = ServeConfig(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration_s, token=args.token,
+                         workers=args.workers, timeout_s=args.timeout_s, top_k=args.top_k,
+                         dataset_dir=Path(args.dataset_dir) if args.dataset_dir else None, threshold=args.threshold)
+    recognizer = Recognizer.load(args.model, top_k=args.top_k, threads=1)
+    app = create_app(recognizer, config, source=args.model)
+    print(f"serving {args.model} ({len(recognizer.labels)} labels) at http://{args.host}:{args.port}/ "
+          f"(studio: /record{'' if config.dataset_dir else ', off without --dataset-dir'}; API docs: /docs)",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 COMMANDS = {
     ("data", "import"): _cmd_data_import,
     ("data", "synth"): _cmd_data_synth,
@@ -720,12 +771,17 @@ COMMANDS = {
     ("export", None): _cmd_export,
     ("cv", None): _cmd_cv,
     ("augment", None): _cmd_augment,
+    ("serve", None): _cmd_serve,
 }
 
 
 # Top-level modules of the [train] extra (pyproject.toml); the base install lacks them.
 TRAIN_EXTRA_MODULES = {"torch", "lightning", "pytorch_lightning", "librosa", "scipy", "omegaconf", "sklearn",
                        "matplotlib", "audiomentations", "pedalboard", "loudness", "onnx", "onnxscript"}
+
+
+# Top-level modules of the [serve] extra.
+SERVE_EXTRA_MODULES = {"fastapi", "uvicorn", "starlette", "multipart", "python_multipart", "websockets"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -755,6 +811,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] in SERVE_EXTRA_MODULES:
+            print(f"error: 'audiorec serve' needs {e.name}: pip install 'audiorec[serve]'", file=sys.stderr)
+            return 2
         if (e.name or "").split(".")[0] not in TRAIN_EXTRA_MODULES:
             raise
         print(f"error: 'audiorec {args.command}' needs {e.name}, which comes with the training extra: "

@@ -241,7 +241,7 @@ class Recognizer:
         return np.concatenate([self.predict(clips[i : i + self.batch_size]) for i in range(0, len(clips), self.batch_size)])
 
     def _answer(self, probs: np.ndarray, path: str | None, duration_s: float) -> Recognition:
-        order = np.argsort(-probs)[: self.top_k]
+        order = np.argsort(-probs, kind="stable")[: self.top_k]  # ties (int8 logits) go to the first label, as argmax
         top = [(self.labels[i], float(probs[i])) for i in order]
         return Recognition(label=top[0][0], score=top[0][1], top_k=top, path=path, duration_s=duration_s)
 

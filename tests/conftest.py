@@ -8,6 +8,7 @@ once per test session.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,15 @@ def shared_dataset(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real data {path} is absent (tests using ../shared/data/{name} need it)")
     return path
+
+
+def chromium_path() -> str:
+    """The system Chromium, or skip the test (``make test`` installs it through scripts/install-system-deps.sh)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("Chromium is absent: run scripts/install-system-deps.sh (Debian package 'chromium') to "
+                "test pages in a real browser")
 
 
 def sine(freq_hz: float, sample_rate: int, duration_s: float = 1.0, amplitude: float = 0.5) -> np.ndarray:

@@ -157,3 +157,14 @@ def test_export_command_line(trained_run, tmp_path, capsys):
     assert json.loads(out.with_name("cli.export.json").read_text())["n_clips"] == 4
     assert main(["export", str(tmp_path / "not_a_run")]) == 2
     assert "labels.json" in capsys.readouterr().err
+
+
+def test_tied_probabilities_go_to_the_first_label_as_argmax():
+    """int8 models quantise the logits, so two classes can tie exactly (an SC12 test clip's output)."""
+    probs = np.array([0.00865, 0.04667, 0.00372, 0.01492, 0.02219, 0.00372, 0.05690, 0.00501, 0.00321,
+                      0.41338, 0.41338, 0.00823], np.float32)
+    labels = [f"c{i}" for i in range(len(probs))]
+    recognizer = Recognizer(lambda clips: np.tile(probs, (len(clips), 1)), labels, 16_000, 16_000, top_k=3)
+    result = recognizer.recognize(np.zeros(16_000, np.float32))
+    assert result.label == labels[int(np.argmax(probs))] == "c9"
+    assert [label for label, _ in result.top_k] == ["c9", "c10", "c6"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import soundfile
 
 from audiorec.cli import main
 from audiorec.data.report import clip_levels, write_report
-from conftest import shared_dataset, sine, write_sine
+from conftest import chromium_path, shared_dataset, sine, write_sine
 
 SR = 16_000
 
@@ -130,14 +129,6 @@ def test_report_errors_exit_2(tmp_path, capsys):
     code, _, err = run_cli(capsys, "data", "report", tmp_path / "nowhere", "--out", tmp_path / "r.html")
     assert code == 2 and "nowhere" in err and err.startswith("error:")
     assert not (tmp_path / "r.html").exists()
-
-
-def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.skip("Chromium is absent: run scripts/install-system-deps.sh (Debian package 'chromium') to "
-                "test pages in a real browser")
 
 
 def test_report_opens_in_headless_chromium(tmp_path):
