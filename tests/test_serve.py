@@ -392,3 +392,44 @@ def test_server_runs_without_torch(onnx_model):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == Recognizer.load(model).recognize_file(clips[0]).label
+
+
+def test_a_run_directory_serves_through_pytorch(trained_run, recognizer, onnx_model, tmp_path):
+    run_dir = trained_run[0]
+    clip = onnx_model[1][0]
+    with TestClient(create_app(Recognizer.from_run(run_dir), ServeConfig(workers=1), source=run_dir)) as client:
+        assert client.get("/api/v1/model").json()["format"] == "pytorch"
+        answer = client.post("/api/v1/recognize", content=open(clip, "rb").read()).json()
+    expected = recognizer.recognize_file(clip)
+    assert answer["label"] == expected.label and answer["score"] == pytest.approx(expected.score, abs=1e-4)
+
+
+def test_serve_command_starts_a_server(onnx_model):
+    """``audiorec serve`` as a user runs it: a real uvicorn process on a free port."""
+    import socket
+    import time
+
+    import httpx2
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "audiorec.cli", "serve", str(onnx_model[0]), "--port", str(port), "--token", "t0k"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}/api/v1/recognize"
+        data = open(onnx_model[1][0], "rb").read()
+        assert httpx2.post(url, content=data).status_code == 401
+        answer = httpx2.post(url, content=data, headers={"Authorization": "Bearer t0k"}).json()
+        assert answer["label"] == Recognizer.load(onnx_model[0]).recognize_file(onnx_model[1][0]).label
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=20)[0]
+    assert f"at http://127.0.0.1:{port}/" in output
