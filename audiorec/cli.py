@@ -781,7 +781,7 @@ TRAIN_EXTRA_MODULES = {"torch", "lightning", "pytorch_lightning", "librosa", "sc
 
 
 # Top-level modules of the [serve] extra.
-SERVE_EXTRA_MODULES = {"fastapi", "uvicorn", "starlette", "multipart", "python_multipart", "websockets"}
+SERVE_EXTRA_MODULES = {"fastapi", "fastapi_offline", "uvicorn", "starlette", "multipart", "python_multipart", "websockets"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -352,7 +352,11 @@ def test_openapi_schema_is_valid_and_describes_the_api(client):
     assert {"413", "415", "422", "503"} <= set(recognize["responses"])
     assert {"/api/v1/model", "/healthz", "/api/v1/dataset", "/api/v1/dataset/{label}/{speaker}/{take}"} <= set(schema["paths"])
     assert "securitySchemes" not in schema.get("components", {})  # no token, no security requirement
-    assert client.get("/docs").status_code == 200
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        scripts = re.findall(r'<script[^>]+src="([^"]+)"', html) + re.findall(r'<link[^>]+href="([^"]+)"', html)
+        assert scripts and all(src.startswith("/") for src in scripts), scripts  # served by the app, no CDN
+        assert all(client.get(src).status_code == 200 for src in scripts)
 
 
 def test_pages_and_assets_are_served_without_a_cdn(client):

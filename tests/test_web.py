@@ -185,3 +185,11 @@ def test_studio_records_two_takes_to_disk_and_redoes_one(page, server, fsdd_mode
     assert sorted(p.name for p in (dataset / "1").iterdir()) == ["tester_nohash_0.wav", "tester_nohash_1.wav"]
     assert takes[1].read_bytes() != before
     assert soundfile.info(takes[1]).duration < soundfile.info(takes[0]).duration
+
+
+def test_api_docs_render_without_a_cdn(page, server):
+    page.goto(server[0] + "/")
+    page.click("text=API")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=20_000)
+    assert "audiorec" in page.text_content(".swagger-ui .info .title")
+    assert page.locator(".opblock-summary-path", has_text="/api/v1/recognize").count() == 1

@@ -4,7 +4,8 @@ Every route recognises through one :class:`~audiorec.runtime.Recognizer` (an exp
 model, or a run directory), and the stream through a :class:`~audiorec.streaming.StreamingDetector`
 per connection. Decoding and inference run in a thread pool of ``workers`` threads, never on the
 event loop, each call bounded by ``timeout_s``. The pages and their scripts are files of this
-package (``static/``): no CDN, nothing fetched from elsewhere.
+package (``static/``), and the API docs' Swagger UI and ReDoc come from the fastapi-offline
+package: no CDN, nothing fetched from elsewhere.
 
 Routes (the OpenAPI schema is at ``/openapi.json``, the interactive docs at ``/docs``):
 
@@ -35,6 +36,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
@@ -208,7 +210,9 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None, source
         yield
         pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs and /redoc pages load Swagger UI and ReDoc from files of
+    # the fastapi-offline package instead of a CDN.
+    app = FastAPIOffline(
         title="audiorec",
         version=_version(),
         description="Recognise spoken commands in uploaded or streamed audio, and record datasets.",
