@@ -167,6 +167,8 @@ def _add_train_command(sub) -> None:
 def _add_training_options(parser) -> None:
     """The options ``train`` and ``cv`` share: config file, epochs, seed, quiet, overrides."""
     parser.add_argument("--config", help="YAML config file")
+    parser.add_argument("--model", help="override model.name: cnn, cnn_trad_fpool3, ds_cnn, bc_resnet, matchboxnet "
+                        "(sizes: model.size=...)")
     parser.add_argument("--max-epochs", type=int, help="override train.max_epochs")
     parser.add_argument("--seed", type=int, help="override train.seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -460,6 +462,8 @@ def _training_config(args):
     if getattr(args, "test_speakers", None):
         speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()]
         overrides.append(f"data.test_speakers=[{','.join(speakers)}]")
+    if args.model is not None:
+        overrides.append(f"model.name={args.model}")
     if args.max_epochs is not None:
         overrides.append(f"train.max_epochs={args.max_epochs}")
     if args.seed is not None:

@@ -55,14 +55,24 @@ class ModelConfig:
     Attributes
     ----------
     name : str
-        Architecture (``cnn``).
+        Architecture, a key of :data:`audiorec.models.ENCODERS`: ``cnn`` (VGG-style, sized by
+        ``channels``), ``cnn_trad_fpool3`` (Sainath & Parada 2015), ``ds_cnn`` (Zhang et al.
+        2017), ``bc_resnet`` (Kim et al. 2021) or ``matchboxnet`` (Majumdar & Ginsburg 2020).
     channels : list of int
-        Filters per stage.
+        Filters per stage of ``cnn``; the other architectures ignore it.
+    size : str
+        A size the architecture's paper names; empty means the first one listed here.
+        ``cnn_trad_fpool3``: ``fpool3``. ``ds_cnn``: ``S``, ``M``, ``L``. ``bc_resnet``: the
+        width multiplier ``1``, ``3``, ``8``. ``matchboxnet``: ``BxRxC`` = ``3x1x64``, ``3x2x64``,
+        ``6x2x64``. ``cnn`` has none (leave it empty). Building the model raises ``ValueError``
+        for a size its architecture does not have.
     dropout : float
+        Where the architecture's paper puts it (see each encoder's docstring).
     """
 
     name: str = "cnn"
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    size: str = ""
     dropout: float = 0.2
 
 
@@ -173,6 +183,10 @@ def validate(config: Config) -> Config:
             raise ConfigError(f"{key}={value} is " + (f"not one of {', '.join(choices)}" if choices else "out of range"))
     for key, value in check_augment_config(config.augment):
         raise ConfigError(f"augment.{key}={value} is out of range")
+    from audiorec.models import ENCODERS  # imported here: the models need torch, reading a config does not
+
+    if config.model.name not in ENCODERS:
+        raise ConfigError(f"model.name={config.model.name} is not one of {', '.join(ENCODERS)}")
     return config
 
 

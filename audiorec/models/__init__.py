@@ -9,12 +9,24 @@ from torch import nn
 from audiorec.augment import SpecAugment
 from audiorec.features import build_features
 from audiorec.models.classifier import CommandClassifier
+from audiorec.models.bc_resnet import BCResNet
 from audiorec.models.cnn import CNN
+from audiorec.models.cnn_trad_fpool3 import CNNTradFPool3
+from audiorec.models.ds_cnn import DSCNN
+from audiorec.models.matchboxnet import MatchboxNet
 
 if TYPE_CHECKING:
     from audiorec.config import Config
 
-ENCODERS = {"cnn": CNN}
+# Each maps (batch, n_features, n_frames) to (batch, n_classes) logits. ``cnn`` is sized by
+# ``model.channels``, the others by ``model.size``.
+ENCODERS = {
+    "cnn": CNN,
+    "cnn_trad_fpool3": CNNTradFPool3,
+    "ds_cnn": DSCNN,
+    "bc_resnet": BCResNet,
+    "matchboxnet": MatchboxNet,
+}
 
 
 def build_model(config: "Config", n_classes: int) -> CommandClassifier:
@@ -34,18 +46,22 @@ def build_model(config: "Config", n_classes: int) -> CommandClassifier:
     Raises
     ------
     ValueError
-        Unknown ``model.name`` or a bad size.
+        Unknown ``model.name``, a ``model.size`` the architecture does not have, or fewer than
+        2 classes.
     """
     if config.model.name not in ENCODERS:
         raise ValueError(f"model.name {config.model.name!r} is not one of {', '.join(ENCODERS)}")
     if n_classes < 2:
         raise ValueError(f"need at least 2 classes to train a classifier, got {n_classes}")
+    m = config.model
+    if m.name == "cnn" and m.size:
+        raise ValueError(f"model.size {m.size!r} does not apply to cnn; its size is model.channels")
     features = build_features(config.features)
-    encoder = ENCODERS[config.model.name](
+    encoder = ENCODERS[m.name](
         n_features=features.n_features,
         n_classes=n_classes,
-        channels=config.model.channels,
-        dropout=config.model.dropout,
+        dropout=m.dropout,
+        **({"channels": m.channels} if m.name == "cnn" else {"size": m.size}),
     )
     s = config.augment.spec_augment
     spec_augment = SpecAugment(s.freq_masks, s.freq_mask_width, s.time_masks, s.time_mask_width) if config.augment.enabled else None
