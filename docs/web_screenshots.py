@@ -33,6 +33,7 @@ ROOT = HERE.parent
 
 
 def serve_in_thread(app) -> tuple[uvicorn.Server, str]:
+    """Run an ASGI app under uvicorn in a daemon thread on a free local port; the server and its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))

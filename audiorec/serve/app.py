@@ -100,11 +100,15 @@ class ServeConfig:
 
 
 class Score(BaseModel):
+    """One class and its posterior probability in [0, 1]."""
+
     label: str
     score: float = Field(ge=0, le=1, description="posterior probability")
 
 
 class SpectrogramOut(BaseModel):
+    """A log-power STFT spectrogram as bytes (see :class:`audiorec.serve.display.Spectrogram`)."""
+
     n_frames: int
     n_bins: int
     hop_s: float = Field(description="seconds between frames")
@@ -114,11 +118,15 @@ class SpectrogramOut(BaseModel):
 
 
 class DisplayOut(BaseModel):
+    """Pictures of a clip for the page: waveform outline and spectrogram."""
+
     waveform: list[float] = Field(description="[min, max, min, max, ...] of equal slices of the clip")
     spectrogram: SpectrogramOut
 
 
 class RecognitionOut(BaseModel):
+    """The answer of ``POST /api/v1/recognize`` (a :class:`~audiorec.runtime.Recognition` without the path)."""
+
     label: str = Field(description="the most probable class")
     score: float = Field(ge=0, le=1, description="its posterior probability")
     top_k: list[Score] = Field(description="the best classes, best first")
@@ -127,6 +135,8 @@ class RecognitionOut(BaseModel):
 
 
 class ModelOut(BaseModel):
+    """``GET /api/v1/model``: what the served model recognises and at which sample rate (Hz)."""
+
     labels: list[str]
     sample_rate: int = Field(description="Hz the model takes; uploads are resampled to it")
     clip_s: float = Field(description="seconds of audio the model sees at once")
@@ -136,10 +146,14 @@ class ModelOut(BaseModel):
 
 
 class HealthOut(BaseModel):
+    """``GET /healthz``: the server is up."""
+
     status: Literal["ok"]
 
 
 class TakeOut(BaseModel):
+    """One saved studio take (:class:`audiorec.serve.studio.Take`); ``duration_s`` in seconds."""
+
     label: str
     speaker: str
     take: int
@@ -148,11 +162,15 @@ class TakeOut(BaseModel):
 
 
 class DatasetOut(BaseModel):
+    """``GET /api/v1/dataset``: the studio's folder and its takes."""
+
     dataset_dir: str = Field(description="the server's dataset folder: train on it with audiorec train --data DIR")
     takes: list[TakeOut]
 
 
 class ErrorOut(BaseModel):
+    """Every error answer: FastAPI's ``{"detail": ...}``, a message naming the upload or value."""
+
     detail: str | list[dict[str, Any]] = Field(description="what went wrong, naming the upload or value")
 
 
