@@ -22,6 +22,7 @@ examples:
   audiorec listen sc12.onnx --file stream/stream.wav --timeline stream/timeline.csv   # detections, DET curve
   audiorec serve sc12.onnx --dataset-dir my_recordings     # web page: record/upload; studio at /record
   audiorec cv --data ../shared/data/fsdd --folds loso --out runs/fsdd_loso
+  audiorec bench models --data ../shared/data/fsdd --data ../shared/data/speech_commands_v2_test --out runs/zoo
   audiorec augment my_recordings my_recordings_aug --copies 4
   audiorec plot clip.wav --kind waveform,spectrum,spectrogram --out plots
   audiorec plot ../shared/data/fsdd --kind spectrogram,mel --out plots/fsdd
@@ -31,7 +32,7 @@ examples:
 
 def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="import, validate, report on and synthesise corpora")
-    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="{import,report,synth,stream}")
+    data_sub = data.add_subparsers(dest="subcommand", required=True, metavar="{import,report,synth,stream}")
     imp = data_sub.add_parser(
         "import",
         help="turn a corpus folder into a JSON Lines manifest, excluding bad files",
@@ -164,11 +165,13 @@ def _add_train_command(sub) -> None:
     _add_training_options(tr)
 
 
-def _add_training_options(parser) -> None:
-    """The options ``train`` and ``cv`` share: config file, epochs, seed, quiet, overrides."""
+def _add_training_options(parser, model: bool = True) -> None:
+    """The options ``train``, ``cv`` and ``bench models`` share: config file, model, epochs, seed,
+    quiet, overrides."""
     parser.add_argument("--config", help="YAML config file")
-    parser.add_argument("--model", help="override model.name: cnn, cnn_trad_fpool3, ds_cnn, bc_resnet, matchboxnet "
-                        "(sizes: model.size=...)")
+    if model:
+        parser.add_argument("--model", help="override model.name: cnn, cnn_trad_fpool3, ds_cnn, bc_resnet, matchboxnet, "
+                            "crnn_fourier, gmm (the classical baseline) (sizes: model.size=...)")
     parser.add_argument("--max-epochs", type=int, help="override train.max_epochs")
     parser.add_argument("--seed", type=int, help="override train.seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -241,6 +244,35 @@ def _add_cv_command(sub) -> None:
     cv.add_argument("--out", required=True, help="output folder (one run directory per fold)")
     cv.add_argument("--folds", default="loso", choices=["loso"], help="loso: leave one speaker out")
     _add_training_options(cv)
+
+
+def _add_bench_command(sub) -> None:
+    from audiorec.bench import DEFAULT_MODELS, LOSO_MAX_SPEAKERS
+
+    bench = sub.add_parser("bench", help="compare models: accuracy, size, compute, latency, training time")
+    bench_sub = bench.add_subparsers(dest="subcommand", required=True, metavar="{models}")
+    models = bench_sub.add_parser(
+        "models",
+        help="train, test, export and time each model on each corpus; write a Markdown and CSV table",
+        description="Train every model with the same recipe on every corpus (leave-one-speaker-out for "
+        f"corpora with at most {LOSO_MAX_SPEAKERS} speakers, else the speaker split), export each to ONNX, "
+        "count its parameters and multiply-accumulates, time it in ONNX Runtime (1 thread, batch 1), and "
+        "write OUT/models.{md,csv,json} and OUT/accuracy_vs_parameters.png. Finished trainings are "
+        "reused, so running the same command again resumes.",
+        epilog="overrides: any config key as key=value, applied to every model (e.g. train.max_epochs=20).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    models.add_argument("--data", action="append", required=True,
+                        help="corpus folder or .jsonl manifest; repeat for several corpora")
+    models.add_argument("--out", required=True, help="output folder (runs, exported models, tables)")
+    models.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                        help="comma-separated NAME or NAME:SIZE (e.g. bc_resnet:3,ds_cnn:M)")
+    models.add_argument("--protocol", default="auto", choices=["auto", "loso", "split"],
+                        help=f"auto: loso for corpora with at most {LOSO_MAX_SPEAKERS} speakers, else split")
+    models.add_argument("--latency-runs", type=int, default=100, help="timed calls per model")
+    models.add_argument("--finished-only", action="store_true",
+                        help="train nothing: tabulate what has finished (for a benchmark still running)")
+    _add_training_options(models, model=False)
 
 
 def _add_augment_command(sub) -> None:
@@ -359,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"audiorec {__version__}")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{quickstart,data,plot,train,recognize,evaluate,export,listen,serve,cv,augment,config}"
+        dest="command", required=True, metavar="{quickstart,data,plot,train,recognize,evaluate,export,listen,serve,cv,bench,augment,config}"
     )
     _add_quickstart_command(sub)
     _add_data_commands(sub)
@@ -369,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_command(sub)
     _add_export_command(sub)
     _add_cv_command(sub)
+    _add_bench_command(sub)
     _add_augment_command(sub)
     _add_config_command(sub)
     _add_listen_command(sub)
@@ -462,7 +495,7 @@ def _training_config(args):
     if getattr(args, "test_speakers", None):
         speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()]
         overrides.append(f"data.test_speakers=[{','.join(speakers)}]")
-    if args.model is not None:
+    if getattr(args, "model", None) is not None:
         overrides.append(f"model.name={args.model}")
     if args.max_epochs is not None:
         overrides.append(f"train.max_epochs={args.max_epochs}")
@@ -565,6 +598,18 @@ def _cmd_cv(args) -> int:
     print(f"mean accuracy {summary['mean_accuracy']:.4f} (std {summary['std_accuracy']:.4f}), "
           f"worst {summary['worst_accuracy']:.4f} ({summary['worst_speaker']})")
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'folds.png'}")
+    return 0
+
+
+def _cmd_bench_models(args) -> int:
+    from audiorec.bench import bench_models
+
+    out = Path(args.out)
+    rows = bench_models(args.data, out, [m for m in args.models.split(",") if m.strip()], _training_config(args),
+                        args.protocol, args.latency_runs, args.finished_only, progress=not args.quiet)
+    print()
+    print((out / "models.md").read_text(encoding="utf-8"))
+    print(f"{len(rows)} models; wrote {out / 'models.md'}, models.csv, models.json and accuracy_vs_parameters.png")
     return 0
 
 
@@ -774,6 +819,7 @@ COMMANDS = {
     ("evaluate", None): _cmd_evaluate,
     ("export", None): _cmd_export,
     ("cv", None): _cmd_cv,
+    ("bench", "models"): _cmd_bench_models,
     ("augment", None): _cmd_augment,
     ("serve", None): _cmd_serve,
 }
@@ -805,7 +851,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    handler = COMMANDS[(args.command, getattr(args, "data_command", None))]
+    handler = COMMANDS[(args.command, getattr(args, "subcommand", None))]
     try:
         return handler(args)
     except (AudioError, SynthError, ValueError, FileNotFoundError) as e:

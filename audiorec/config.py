@@ -57,15 +57,21 @@ class ModelConfig:
     name : str
         Architecture, a key of :data:`audiorec.models.ENCODERS`: ``cnn`` (VGG-style, sized by
         ``channels``), ``cnn_trad_fpool3`` (Sainath & Parada 2015), ``ds_cnn`` (Zhang et al.
-        2017), ``bc_resnet`` (Kim et al. 2021) or ``matchboxnet`` (Majumdar & Ginsburg 2020).
+        2017), ``bc_resnet`` (Kim et al. 2021), ``matchboxnet`` (Majumdar & Ginsburg 2020),
+        ``crnn_fourier`` (convolutions, a bidirectional LSTM and dense layers; with
+        ``features.learnable_dft=true`` its Fourier front end is trained too), or ``gmm``, the
+        classical baseline: a Gaussian mixture per class over MFCC frames, fitted by EM
+        (Reynolds & Rose 1995; :mod:`audiorec.models.gmm`).
     channels : list of int
         Filters per stage of ``cnn``; the other architectures ignore it.
     size : str
         A size the architecture's paper names; empty means the first one listed here.
         ``cnn_trad_fpool3``: ``fpool3``. ``ds_cnn``: ``S``, ``M``, ``L``. ``bc_resnet``: the
         width multiplier ``1``, ``3``, ``8``. ``matchboxnet``: ``BxRxC`` = ``3x1x64``, ``3x2x64``,
-        ``6x2x64``. ``cnn`` has none (leave it empty). Building the model raises ``ValueError``
-        for a size its architecture does not have.
+        ``6x2x64``. ``crnn_fourier``: ``S``, ``M``, ``L``. ``gmm``: the most components per
+        class that BIC may choose, ``32``, ``8``, ``16``, ``64``. ``cnn`` has none (leave it
+        empty). Building the model raises ``ValueError`` for a size its architecture does not
+        have.
     dropout : float
         Where the architecture's paper puts it (see each encoder's docstring).
     """

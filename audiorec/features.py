@@ -10,7 +10,8 @@ Why the STFT is a strided convolution rather than ``torch.stft``: ONNX Runtime's
 whole CNN behind them, while a windowed-DFT convolution runs at the speed of the matrix multiply
 (0.35 ms). The DFT kernel and the mel filters are computed inside the graph from index ranges and
 the band edges, so the exported file holds about 2 KB of front-end constants instead of 0.9 MB,
-and ONNX Runtime folds them back to tensors once when it loads the model. In PyTorch the
+and ONNX Runtime folds them back to tensors once when it loads the model (a DFT kernel made
+trainable by ``learnable_dft`` is a weight, and is stored). In PyTorch the
 convolution costs about 5 ms more per batch of 64 one-second clips than ``torch.stft``.
 """
 
@@ -51,6 +52,11 @@ class FeatureConfig:
     top_db : float
         Dynamic range kept below each clip's loudest cell, in dB; quieter cells are raised to
         that floor (librosa's ``power_to_db(top_db=...)``, Whisper's 80 dB clamp). 0 keeps all.
+    learnable_dft : bool
+        The DFT kernel of the STFT convolution becomes a trained parameter, initialised at the
+        windowed DFT (a learned front end on the raw waveform, as in Sainath et al. 2015); it adds
+        ``2 * (n_fft // 2 + 1) * win_length`` weights (205.6 k at 25 ms and 16 kHz) to the model
+        and to its exported file. The ``crnn_fourier`` model is the one documented with it.
     """
 
     kind: str = "log_mel"
@@ -62,6 +68,7 @@ class FeatureConfig:
     f_min_hz: float = 20.0
     f_max_hz: float = 0.0
     top_db: float = 40.0
+    learnable_dft: bool = False
 
 
 class LogMel(nn.Module):
@@ -81,6 +88,10 @@ class LogMel(nn.Module):
     top_db : float >= 0
         Keep this many dB below each clip's maximum and raise anything quieter to that level, so
         recordings with different noise floors look alike; 0 turns the clamp off.
+    learnable_dft : bool
+        Make the DFT kernel a parameter, ``learned_dft``, initialised at :meth:`dft_kernel`'s
+        windowed DFT, so training can adapt the filters to the task; the mel filters, the power
+        and the log stay fixed. Off, the kernel is computed, not stored.
 
     Shape
     -----
@@ -97,6 +108,8 @@ class LogMel(nn.Module):
     References
     ----------
     Davis & Mermelstein 1980; librosa.feature.melspectrogram and librosa.power_to_db.
+    Sainath, Weiss, Senior, Wilson & Vinyals 2015, "Learning the Speech Front-end with Raw
+    Waveform CLDNNs", Interspeech 2015 (a front end trained from the waveform; ``learnable_dft``).
     """
 
     def __init__(
@@ -109,6 +122,7 @@ class LogMel(nn.Module):
         f_max_hz: float = 0.0,
         floor: float = 1e-6,
         top_db: float = 80.0,
+        learnable_dft: bool = False,
     ):
         super().__init__()
         if win_ms <= 0 or hop_ms <= 0 or hop_ms > win_ms:
@@ -137,6 +151,7 @@ class LogMel(nn.Module):
         self.pad_left = self.n_fft // 2 - self.window_offset
         self.pad_right = self.win_length - self.pad_left  # so that n_frames = 1 + n_samples // hop_length
         self._dft_kernels: dict = {}  # (device, dtype) -> kernel, see dft_kernel
+        self.learned_dft = nn.Parameter(self._compute_dft_kernel()) if learnable_dft else None
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for ``n_samples`` input samples."""
@@ -153,7 +168,11 @@ class LogMel(nn.Module):
             ``w[n] * exp(-2j pi k (n + offset) / n_fft)``, the window sitting where ``torch.stft``
             centres it in the FFT frame. Computed once per device in eager mode; inside
             ``torch.export`` it is computed in the graph, so an exported model stores no kernel.
+            With ``learnable_dft`` it is the parameter ``learned_dft`` instead, in eager mode
+            and in export (where it is stored).
         """
+        if self.learned_dft is not None:
+            return self.learned_dft
         if torch.compiler.is_exporting():  # record the computation, so the exported file stores no kernel
             return self._compute_dft_kernel()
         key = (self.window.device, self.window.dtype)
@@ -261,6 +280,7 @@ def build_features(config: FeatureConfig) -> nn.Module:
         f_min_hz=config.f_min_hz,
         f_max_hz=config.f_max_hz,
         top_db=config.top_db,
+        learnable_dft=config.learnable_dft,
     )
     if config.kind == "log_mel":
         module = LogMel(**log_mel)

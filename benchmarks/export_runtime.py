@@ -27,7 +27,6 @@ import json
 import platform
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,21 +37,11 @@ DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def median_latency_ms(predict, clip: np.ndarray, n: int = 500, warmup: int = 50) -> float:
-    """Median wall time of ``predict(clip)`` in milliseconds over ``n`` calls after ``warmup``."""
-    for _ in range(warmup):
-        predict(clip)
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        predict(clip)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
-
-
 def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray) -> dict:
     """Median latency per 1 s clip, batch 1, one thread, for ONNX fp32, ONNX int8 and eager PyTorch."""
     import torch
+
+    from audiorec.bench import median_latency_ms
 
     from audiorec.recognize import load_run
     from audiorec.runtime import OnnxModel
@@ -60,9 +49,9 @@ def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray) -> dict:
     torch.set_num_threads(1)
     batch = clip[None].astype(np.float32)
     out = {
-        "onnx_fp32_ms": median_latency_ms(OnnxModel(fp32, threads=1), batch),
-        "onnx_int8_ms": median_latency_ms(OnnxModel(int8, threads=1), batch),
-        "torch_eager_ms": median_latency_ms(load_run(run), batch),
+        "onnx_fp32_ms": median_latency_ms(OnnxModel(fp32, threads=1), batch, n=500, warmup=50),
+        "onnx_int8_ms": median_latency_ms(OnnxModel(int8, threads=1), batch, n=500, warmup=50),
+        "torch_eager_ms": median_latency_ms(load_run(run), batch, n=500, warmup=50),
     }
     out["speedup_fp32_vs_torch"] = out["torch_eager_ms"] / out["onnx_fp32_ms"]
     out["speedup_int8_vs_torch"] = out["torch_eager_ms"] / out["onnx_int8_ms"]

@@ -12,20 +12,25 @@ from audiorec.models.classifier import CommandClassifier
 from audiorec.models.bc_resnet import BCResNet
 from audiorec.models.cnn import CNN
 from audiorec.models.cnn_trad_fpool3 import CNNTradFPool3
+from audiorec.models.crnn_fourier import CRNNFourier
 from audiorec.models.ds_cnn import DSCNN
+from audiorec.models.gmm import GMMClassifier
 from audiorec.models.matchboxnet import MatchboxNet
 
 if TYPE_CHECKING:
     from audiorec.config import Config
 
 # Each maps (batch, n_features, n_frames) to (batch, n_classes) logits. ``cnn`` is sized by
-# ``model.channels``, the others by ``model.size``.
+# ``model.channels``, the others by ``model.size``. ``gmm`` is fitted by EM, not by gradient
+# descent (see :mod:`audiorec.models.gmm` and :func:`audiorec.train.fit_gmm`).
 ENCODERS = {
     "cnn": CNN,
     "cnn_trad_fpool3": CNNTradFPool3,
     "ds_cnn": DSCNN,
     "bc_resnet": BCResNet,
     "matchboxnet": MatchboxNet,
+    "crnn_fourier": CRNNFourier,
+    "gmm": GMMClassifier,
 }
 
 
@@ -62,6 +67,7 @@ def build_model(config: "Config", n_classes: int) -> CommandClassifier:
         n_classes=n_classes,
         dropout=m.dropout,
         **({"channels": m.channels} if m.name == "cnn" else {"size": m.size}),
+        **({"dct": config.features.kind != "mfcc"} if m.name == "gmm" else {}),
     )
     s = config.augment.spec_augment
     spec_augment = SpecAugment(s.freq_masks, s.freq_mask_width, s.time_masks, s.time_mask_width) if config.augment.enabled else None

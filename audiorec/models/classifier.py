@@ -46,11 +46,25 @@ class CommandClassifier(nn.Module):
         self.spec_augment = spec_augment
         self.encoder = encoder
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def normalised_features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """What the encoder sees, before SpecAugment: the front end's output, normalised per clip.
+
+        Parameters
+        ----------
+        waveform : torch.Tensor [shape=(batch, n_samples)]
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch, n_features, n_frames)]
+            Each bin's mean over the clip subtracted, divided by the clip's standard deviation.
+        """
         x = self.features(waveform)
         mean = x.mean(dim=2, keepdim=True)
         std = x.std(dim=(1, 2), keepdim=True)
-        x = (x - mean) / (std + 1e-5)
+        return (x - mean) / (std + 1e-5)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        x = self.normalised_features(waveform)
         if self.spec_augment is not None:
             x = self.spec_augment(x)
         return self.encoder(x)

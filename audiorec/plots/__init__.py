@@ -4,7 +4,7 @@
   spectrogram, log-mel, MFCC panels; per-label grids). No files: a web app draws with these.
 - :mod:`~audiorec.plots.files`: audio files and corpus folders -> image files (``audiorec plot``).
 - :mod:`~audiorec.plots.results`: training curves, confusion matrix, most confused pairs,
-  cross-validation folds, accuracy against SNR, the DET curve of a keyword detector.
+  cross-validation folds, accuracy against SNR and against model size, the DET curve of a keyword detector.
 - :mod:`~audiorec.plots.style`: the shared look, and saving (atomic, PNG or SVG, or bytes).
 
 The names of :mod:`~audiorec.plots.sound` are imported on first use: they need PyTorch (the
@@ -15,6 +15,7 @@ from audiorec.plots.results import (
     TrainingLog,
     confused_pairs_figure,
     most_confused_pairs,
+    plot_accuracy_vs_parameters,
     plot_accuracy_vs_snr,
     plot_confused_pairs,
     plot_confusion_matrix,
@@ -28,7 +29,7 @@ from audiorec.plots.style import FORMATS, STYLE, figure_bytes, save_figure, save
 
 __all__ = [
     "DEFAULT_KINDS", "FORMATS", "KINDS", "STYLE", "TrainingLog", "confused_pairs_figure", "figure_bytes",
-    "label_grid_figure", "magnitude_spectrum", "most_confused_pairs", "parse_kinds", "plot_accuracy_vs_snr",
+    "label_grid_figure", "magnitude_spectrum", "most_confused_pairs", "parse_kinds", "plot_accuracy_vs_parameters", "plot_accuracy_vs_snr",
     "plot_confused_pairs", "plot_confusion_matrix", "plot_det_curve", "plot_folds", "plot_training_curves", "read_training_log",
     "save_figure", "save_figures", "sound_figure", "spectrogram_db", "training_curves_figure",
 ]

@@ -1,5 +1,5 @@
 """Pictures of results: training curves, confusion matrix, most confused pairs, cross-validation
-folds, accuracy against SNR, the DET curve of a keyword detector.
+folds, accuracy against SNR, accuracy against model size, the DET curve of a keyword detector.
 
 Importing this module needs matplotlib and numpy only (the sound panels of the confused-pairs
 picture import PyTorch when they are drawn), so the torch-free ``audiorec listen`` can draw here.
@@ -93,6 +93,43 @@ def plot_folds(names: Sequence[str], accuracies: Sequence[float], path: str | Pa
 
 
 @styled
+def plot_accuracy_vs_parameters(points: dict[str, Sequence[tuple[str, int, float]]], path: str | Path) -> Path:
+    """Save test accuracy against parameter count (log scale), one colour per corpus.
+
+    Parameters
+    ----------
+    points : dict of str to sequence of (str, int, float)
+        Per corpus, ``(model name, parameters, accuracy as a fraction)`` for each model.
+    path : str or Path
+
+    Returns
+    -------
+    Path
+
+    References
+    ----------
+    The accuracy-against-footprint picture of the keyword-spotting literature (Zhang et al. 2017
+    "Hello Edge", Fig. 6; Kim et al. 2021 BC-ResNet, Fig. 1).
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for corpus, entries in points.items():
+        if not entries:
+            continue
+        names, sizes, accuracies = zip(*entries)
+        ax.scatter([max(s, 1) for s in sizes], accuracies, label=corpus, zorder=3)
+        for name, size, accuracy in entries:
+            ax.annotate(name, (max(size, 1), accuracy), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, which="both")
+    if any(points.values()):
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@styled
 def plot_accuracy_vs_snr(snrs_db: Sequence[float], accuracies: Sequence[float], clean: float, path: str | Path,
                          by_noise: dict[str, Sequence[float]] | None = None) -> Path:
     """Save accuracy against signal-to-noise ratio (falling to the right), clean accuracy dashed.
@@ -125,7 +162,7 @@ def plot_accuracy_vs_snr(snrs_db: Sequence[float], accuracies: Sequence[float], 
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return save_figure(fig, path)
 
