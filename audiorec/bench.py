@@ -341,7 +341,7 @@ def markdown_table(rows: Sequence[dict], corpora: Sequence[str]) -> str:
         for c in corpora:
             r = row["results"].get(c)
             if r is None:
-                cells.append("not run")
+                cells.append("not finished")
                 continue
             total_s += r["train_time_s"]
             worst = f" ({r['worst_accuracy']:.3f})" if r.get("worst_accuracy") is not None else ""
