@@ -189,6 +189,9 @@ def test_studio_records_two_takes_to_disk_and_redoes_one(page, server, fsdd_mode
 
 def test_api_docs_render_without_a_cdn(page, server):
     page.goto(server[0] + "/")
+    # Let the page's own request for the model's labels finish: leaving during it aborts it,
+    # which the fixture rightly reports as a failed request.
+    page.wait_for_load_state("networkidle")
     page.click("text=API")
     page.wait_for_selector(".swagger-ui .info .title", timeout=20_000)
     assert "audiorec" in page.text_content(".swagger-ui .info .title")
