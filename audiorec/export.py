@@ -30,7 +30,7 @@ from torch import nn
 
 from audiorec.audio import fit_to_length
 from audiorec.run import RunDir, RunError, atomic_write_bytes, atomic_write_text
-from audiorec.runtime import INPUT_NAME, OUTPUT_NAME, OnnxModel, Recognizer
+from audiorec.runtime import INPUT_NAME, OUTPUT_NAME, Recognizer
 
 OPSET = 18  # ONNX Runtime 1.16+ and onnxruntime-web run it
 CONSTANT_FOLD_LIMIT = 64  # elements; larger computed constants are folded by ONNX Runtime at load, not stored

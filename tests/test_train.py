@@ -17,7 +17,7 @@ from audiorec.data.manifest import read_manifest
 from audiorec.data.splits import speaker_split
 from audiorec.runtime import Recognizer
 from audiorec.train import train
-from conftest import QUICK_OVERRIDES, SYNTH_COMMANDS, SYNTH_SPEAKERS, SYNTH_TAKES
+from conftest import SYNTH_COMMANDS, SYNTH_SPEAKERS, SYNTH_TAKES
 
 
 def test_synthetic_corpus_layout(synth_corpus):

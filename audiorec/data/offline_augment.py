@@ -14,7 +14,6 @@ import shutil
 import zlib
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from audiorec.audio import SAMPLE_RATE, AudioError, load_audio, write_wav
