@@ -247,6 +247,8 @@ def bench_models(data: Sequence[str | Path], out: str | Path, models: Sequence[s
 
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if config is not None and config.task != "commands":
+        raise ConfigError(f"task={config.task}: 'bench models' compares command recognizers")
     if not data:
         raise ValueError("no corpus given: pass at least one --data")
     base = config or Config()

@@ -15,6 +15,8 @@ examples:
   audiorec train --data ../shared/data/fsdd --out runs/fsdd --test-speakers george
   audiorec train --data ../shared/data/speech_commands_v2_test --out runs/sc12
   audiorec recognize runs/fsdd clip1.wav clip2.webm --json
+  audiorec train --task asr --data ../shared/data/an4 --out runs/an4          # sentences: CTC, DeepSpeech2
+  audiorec transcribe runs/an4 utterance.wav --json                           # text with word timings
   audiorec evaluate runs/sc12 --noise ../shared/data/noise --snr-db 20,10,5,0
   audiorec export runs/sc12 --out sc12.onnx --int8               # one file, no PyTorch needed to run it
   audiorec recognize sc12.onnx clip.wav
@@ -43,9 +45,15 @@ def _add_data_commands(sub) -> None:
     )
     imp.add_argument("root", help="corpus folder")
     imp.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    imp.add_argument("--layout", default="auto", choices=["auto", "fsdd", "folders", "speaker_folders"],
+    imp.add_argument("--layout", default="auto",
+                     choices=["auto", "fsdd", "folders", "speaker_folders", "an4", "librispeech", "yesno",
+                              "transcripts"],
                      help="fsdd: <digit>_<speaker>_<n>.wav; folders: DIR/<label>/<file>; "
-                     "speaker_folders: DIR/<speaker>/<label>/<file>")
+                     "speaker_folders: DIR/<speaker>/<label>/<file>; transcribed corpora (text, speaker and "
+                     "subset instead of a label): an4: CMU AN4 (DIR/etc/an4_{train,test}.transcription); "
+                     "librispeech: DIR/[<subset>/]<speaker>/<chapter>/*.trans.txt; yesno: Kaldi yesno "
+                     "DIR/0_1_1_0_1_0_0_1.wav; transcripts: ROOT is a .csv/.tsv file with path and text "
+                     "columns (optional speaker, subset)")
     _add_validation_options(imp)
     report = data_sub.add_parser(
         "report",
@@ -150,11 +158,13 @@ def _add_plot_command(sub) -> None:
 def _add_train_command(sub) -> None:
     tr = sub.add_parser(
         "train",
-        help="train and test a command recognizer",
+        help="train and test a command recognizer, or a speech recognizer with --task asr",
         description="Train a command recognizer on a corpus folder or manifest, with a speaker-disjoint "
         "train/validation/test split, and write the run directory: config.yaml, labels.json, "
-        "checkpoints/, metrics.json, confusion_matrix.{txt,png}, logs/. Running the same command "
-        "again resumes an interrupted run.",
+        "checkpoints/, metrics.json, confusion_matrix.{txt,png}, logs/. With --task asr, train a "
+        "DeepSpeech2-style CTC recognizer on transcribed utterances (AN4, LibriSpeech, yesno, a path,text "
+        "CSV) and report WER and CER on the corpus's test set (tokenizer.json, transcripts.jsonl). "
+        "Running the same command again resumes an interrupted run.",
         epilog="overrides: any config key as key=value, e.g. train.lr=0.001 features.n_mels=64 "
         "data.clip_ms=1500 ('audiorec config' prints every key).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -162,6 +172,8 @@ def _add_train_command(sub) -> None:
     tr.add_argument("--data", required=True, help="corpus folder (imported on the fly) or .jsonl manifest")
     tr.add_argument("--out", required=True, help="run directory to write")
     tr.add_argument("--test-speakers", help="comma-separated speakers to hold out for test, e.g. george")
+    tr.add_argument("--task", choices=["commands", "asr"], help="override task: commands (one label per clip) or "
+                    "asr (a transcript per utterance, CTC; its own defaults, see 'audiorec config task=asr')")
     _add_training_options(tr)
 
 
@@ -192,6 +204,21 @@ def _add_recognize_command(sub) -> None:
     rec.add_argument("--top-k", type=int, default=3, help="how many classes to list")
 
 
+def _add_transcribe_command(sub) -> None:
+    tc = sub.add_parser(
+        "transcribe",
+        help="transcribe audio files with a speech recognizer (a --task asr run or its exported .onnx)",
+        description="Print the text of each file, greedy CTC decoding. A file that cannot be read gets an "
+        "error line naming it; the others are still transcribed, and the exit code is 1. With --json, one "
+        "object per file with the text and each word's start and end in seconds and its confidence.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    tc.add_argument("run", metavar="MODEL", help="run directory written by 'audiorec train --task asr', or a .onnx file from 'audiorec export'")
+    tc.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, M4A, WebM, SPHERE ...)")
+    tc.add_argument("--json", action="store_true", help="one JSON object per line, with word timings")
+    tc.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+
+
 def _add_export_command(sub) -> None:
     ex = sub.add_parser(
         "export",
@@ -216,10 +243,12 @@ def _add_export_command(sub) -> None:
 def _add_evaluate_command(sub) -> None:
     ev = sub.add_parser(
         "evaluate",
-        help="test a trained run on labelled clips, clean and mixed with noise at several SNRs",
+        help="test a trained run on labelled clips, clean and mixed with noise at several SNRs, or a "
+        "speech recognizer on transcribed utterances (WER, CER)",
         description="Recognise labelled clips with a trained run and report accuracy. With --noise, "
         "every clip is also mixed with a noise recording at each --snr-db, and metrics.json and "
-        "accuracy_vs_snr.png report accuracy per SNR next to clean accuracy.",
+        "accuracy_vs_snr.png report accuracy per SNR next to clean accuracy. A speech-recognition run "
+        "(--task asr) is scored by word and character error rates, with transcripts.jsonl per utterance.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     ev.add_argument("run", help="run directory written by 'audiorec train'")
@@ -391,13 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"audiorec {__version__}")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{quickstart,data,plot,train,recognize,evaluate,export,listen,serve,cv,bench,augment,config}"
+        dest="command", required=True, metavar="{quickstart,data,plot,train,recognize,transcribe,evaluate,export,listen,serve,cv,bench,augment,config}"
     )
     _add_quickstart_command(sub)
     _add_data_commands(sub)
     _add_plot_command(sub)
     _add_train_command(sub)
     _add_recognize_command(sub)
+    _add_transcribe_command(sub)
     _add_evaluate_command(sub)
     _add_export_command(sub)
     _add_cv_command(sub)
@@ -423,7 +453,13 @@ def _cmd_data_import(args) -> int:
     print(f"layout {result.layout}: kept {summary['n_kept']} files, excluded {summary['n_rejected']}")
     for path, reason in result.rejected:
         print(f"  excluded {path}: {reason}")
-    print(f"labels: {', '.join(f'{k} ({v})' for k, v in summary['labels'].items())}")
+    if "n_words" in summary:
+        subsets = "; ".join(f"{name}: {v['n_utterances']} utterances, {v['n_words']} words, {v['n_speakers']} speakers"
+                            for name, v in summary["subsets"].items())
+        print(f"transcripts: {summary['n_words']} words" + (f" ({subsets})" if subsets else ""))
+        print(f"text normalisation: {summary['text_normalisation']}")
+    else:
+        print(f"labels: {', '.join(f'{k} ({v})' for k, v in summary['labels'].items())}")
     print(f"speakers: {summary['n_speakers']}; sample rates (Hz: files): {summary['sample_rates']}"
           f"; total {summary['total_duration_s'] / 60:.1f} min")
     print(f"wrote {out} and {report}")
@@ -476,6 +512,16 @@ def _cmd_data_synth(args) -> int:
 def _print_results(metrics: dict, run: Path) -> None:
     from audiorec.metrics import format_confusion_matrix
 
+    if "best_val_wer" in metrics:
+        if "wer" not in metrics:
+            print(f"no test split; best validation WER {metrics['best_val_wer']:.4f}")
+            return
+        print(f"\ntest WER {100 * metrics['wer']:.2f}% ({metrics['substitutions']} substitutions, {metrics['deletions']} "
+              f"deletions, {metrics['insertions']} insertions in {metrics['n_words']} words), CER {100 * metrics['cer']:.2f}%, "
+              f"greedy decoding, on {metrics['n_test']} utterances; trained in {metrics['train_time_s']:.0f} s, "
+              f"real-time factor {metrics['rtf']:.3f} (1 thread)")
+        print(f"run directory: {run} (metrics.json, transcripts.jsonl, tokenizer.json, checkpoints/)")
+        return
     if "test_accuracy" not in metrics:
         print(f"no test split; best validation accuracy {metrics['best_val_accuracy']:.4f}")
         return
@@ -495,6 +541,8 @@ def _training_config(args):
     if getattr(args, "test_speakers", None):
         speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()]
         overrides.append(f"data.test_speakers=[{','.join(speakers)}]")
+    if getattr(args, "task", None) is not None:
+        overrides.append(f"task={args.task}")
     if getattr(args, "model", None) is not None:
         overrides.append(f"model.name={args.model}")
     if args.max_epochs is not None:
@@ -512,27 +560,41 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _cmd_recognize(args) -> int:
+def _each_file(paths: list[str], as_json: bool, answer, line) -> int:
+    """Run ``answer(path)`` on every file and print ``line(path, result)`` or the result's JSON; a
+    file that cannot be decoded gets an error line naming it and the others go on (exit code 1)."""
     from audiorec.audio import AudioError
-    from audiorec.runtime import Recognizer
 
-    recognizer = Recognizer.load(args.run, top_k=args.top_k)
     failed = 0
-    for path in args.files:
+    for path in paths:
         try:
-            result = recognizer.recognize_file(path)
+            result = answer(path)
         except AudioError as e:
             failed += 1
             print(f"error: {e}", file=sys.stderr)
-            if args.json:
+            if as_json:
                 print(json.dumps({"path": path, "error": e.reason}), flush=True)
             continue
-        if args.json:
-            print(json.dumps(result.to_dict()), flush=True)
-        else:
-            others = ", ".join(f"{l} {s:.3f}" for l, s in result.top_k[1:])
-            print(f"{path}\t{result.label}\t{result.score:.3f}" + (f"\t({others})" if others else ""), flush=True)
+        print(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else line(path, result), flush=True)
     return 1 if failed else 0
+
+
+def _cmd_recognize(args) -> int:
+    from audiorec.runtime import Recognizer
+
+    def line(path, result):
+        others = ", ".join(f"{l} {s:.3f}" for l, s in result.top_k[1:])
+        return f"{path}\t{result.label}\t{result.score:.3f}" + (f"\t({others})" if others else "")
+
+    recognizer = Recognizer.load(args.run, top_k=args.top_k)
+    return _each_file(args.files, args.json, recognizer.recognize_file, line)
+
+
+def _cmd_transcribe(args) -> int:
+    from audiorec.runtime import Transcriber
+
+    transcriber = Transcriber.load(args.run, threads=args.threads)
+    return _each_file(args.files, args.json, transcriber.transcribe_file, lambda path, result: f"{path}\t{result.text}")
 
 
 def _cmd_evaluate(args) -> int:
@@ -545,6 +607,8 @@ def _cmd_evaluate(args) -> int:
     from audiorec.train import prepare_data
 
     run = RunDir(Path(args.run))
+    if run.tokenizer.is_file():
+        return _evaluate_asr(run, args)
     recognizer = Recognizer.from_run(run.root)
     noises = load_noise(args.noise, recognizer.sample_rate) if args.noise else None  # fail before decoding clips
     data = args.data or run.splits / "test.jsonl"
@@ -569,14 +633,44 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _evaluate_asr(run, args) -> int:
+    """``evaluate`` of a speech-recognition run: WER and CER of greedy decoding, transcripts.jsonl."""
+    from audiorec.config import load_config
+    from audiorec.data.dataset import load_waveforms
+    from audiorec.evaluate import evaluate_transcripts
+    from audiorec.runtime import Transcriber
+    from audiorec.run import write_json
+    from audiorec.train import prepare_data
+
+    if args.noise:
+        raise ValueError("--noise is for command recognizers; a speech-recognition run is evaluated on clean audio only")
+    transcriber = Transcriber.from_run(run.root)
+    data = args.data or run.splits / "test.jsonl"
+    utterances = prepare_data(data, load_config(run.config))
+    out = Path(args.out) if args.out else run.root / "evaluate"
+    metrics = evaluate_transcripts(transcriber, utterances, load_waveforms(utterances, transcriber.sample_rate), out,
+                                   progress=True)
+    write_json(out / "metrics.json", metrics)
+    print(f"WER {100 * metrics['wer']:.2f}% ({metrics['substitutions']} S, {metrics['deletions']} D, "
+          f"{metrics['insertions']} I in {metrics['n_words']} words), CER {100 * metrics['cer']:.2f}% on "
+          f"{metrics['n_utterances']} utterances of {data}; wrote {out}")
+    return 0
+
+
 def _cmd_export(args) -> int:
     from audiorec.export import export_run
 
     r = export_run(args.run, args.out, int8=args.int8, max_clips=args.max_clips,
                    calibration_clips=args.calibration_clips, progress=not args.quiet)
     print(f"wrote {r.fp32_model} ({r.fp32_size_bytes / 1024:.0f} KiB, fp32)")
-    print(f"parity with PyTorch on {r.n_clips} clips: max |diff| {r.parity_max_abs_diff:.2e}, "
-          f"top-1 agreement {100 * r.parity_top1_agreement:.1f}%")
+    if r.wer_torch is not None:
+        print(f"parity with PyTorch on {r.n_clips} utterances: max |diff| of token probabilities "
+              f"{r.parity_max_abs_diff:.2e}, identical transcripts {100 * r.parity_top1_agreement:.1f}%")
+        print(f"WER: PyTorch {100 * r.wer_torch:.2f}%, ONNX {100 * r.wer_onnx:.2f}%; "
+              f"CER: PyTorch {100 * r.cer_torch:.2f}%, ONNX {100 * r.cer_onnx:.2f}%")
+    else:
+        print(f"parity with PyTorch on {r.n_clips} clips: max |diff| {r.parity_max_abs_diff:.2e}, "
+              f"top-1 agreement {100 * r.parity_top1_agreement:.1f}%")
     if r.accuracy_onnx is not None:
         print(f"accuracy: PyTorch {r.accuracy_torch:.4f}, ONNX fp32 {r.accuracy_onnx:.4f}")
     if args.int8:
@@ -814,6 +908,7 @@ COMMANDS = {
     ("plot", None): _cmd_plot,
     ("train", None): _cmd_train,
     ("recognize", None): _cmd_recognize,
+    ("transcribe", None): _cmd_transcribe,
     ("quickstart", None): _cmd_quickstart,
     ("config", None): _cmd_config,
     ("evaluate", None): _cmd_evaluate,
@@ -827,7 +922,8 @@ COMMANDS = {
 
 # Top-level modules of the [train] extra (pyproject.toml); the base install lacks them.
 TRAIN_EXTRA_MODULES = {"torch", "lightning", "pytorch_lightning", "librosa", "scipy", "omegaconf", "sklearn",
-                       "matplotlib", "audiomentations", "pedalboard", "loudness", "onnx", "onnxscript"}
+                       "matplotlib", "audiomentations", "pedalboard", "loudness", "onnx", "onnxscript", "jiwer",
+                       "sentencepiece"}
 
 
 # Top-level modules of the [serve] extra.

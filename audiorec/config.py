@@ -1,8 +1,9 @@
 """One configuration per run: typed defaults, an optional YAML file, and ``key=value`` overrides.
 
-Resolution order (later wins): the dataclass defaults below, ``--config FILE.yaml``, dotted
-overrides on the command line (``train.max_epochs=20 features.n_mels=64``), then the dedicated
-flags (``--max-epochs``, ``--seed``, ``--test-speakers``). The resolved config is saved in the run
+Resolution order (later wins): the dataclass defaults below, the task's defaults
+(:data:`TASK_DEFAULTS`, for ``task=asr``), ``--config FILE.yaml``, dotted overrides on the command
+line (``train.max_epochs=20 features.n_mels=64``), then the dedicated flags (``--task``,
+``--max-epochs``, ``--seed``, ``--test-speakers``). The resolved config is saved in the run
 directory as ``config.yaml``. Types and names are checked by OmegaConf; ranges by :func:`validate`.
 """
 
@@ -69,17 +70,37 @@ class ModelConfig:
         ``cnn_trad_fpool3``: ``fpool3``. ``ds_cnn``: ``S``, ``M``, ``L``. ``bc_resnet``: the
         width multiplier ``1``, ``3``, ``8``. ``matchboxnet``: ``BxRxC`` = ``3x1x64``, ``3x2x64``,
         ``6x2x64``. ``crnn_fourier``: ``S``, ``M``, ``L``. ``gmm``: the most components per
-        class that BIC may choose, ``32``, ``8``, ``16``, ``64``. ``cnn`` has none (leave it
-        empty). Building the model raises ``ValueError`` for a size its architecture does not
-        have.
+        class that BIC may choose, ``32``, ``8``, ``16``, ``64``. ``deepspeech2`` (``task=asr``):
+        ``S``, ``XS``, ``M``, ``L``. ``cnn`` has none (leave it empty). Building the model raises
+        ``ValueError`` for a size its architecture does not have.
     dropout : float
         Where the architecture's paper puts it (see each encoder's docstring).
+    rnn_type : str
+        ``gru`` or ``lstm``: the recurrent layers of ``deepspeech2``.
     """
 
     name: str = "cnn"
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     size: str = ""
     dropout: float = 0.2
+    rnn_type: str = "gru"
+
+
+@dataclass
+class TokenizerConfig:
+    """How transcripts become the output tokens of a speech recognizer (``task=asr``).
+
+    Attributes
+    ----------
+    kind : str
+        ``char`` (letters, apostrophe and a word separator) or ``sentencepiece`` (unigram
+        subwords, Kudo & Richardson 2018), trained on the training transcripts.
+    vocab_size : int
+        Tokens of ``sentencepiece``, the CTC blank and ``<unk>`` included; ``char`` ignores it.
+    """
+
+    kind: str = "char"
+    vocab_size: int = 100
 
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
@@ -140,15 +161,46 @@ class TrainConfig:
     num_workers: int = -1
 
 
+TASKS = ("commands", "asr")
+
+
 @dataclass
 class Config:
-    """A whole run's configuration: features, data, augment, model, train."""
+    """A whole run's configuration: the task, then features, data, augment, model, train, tokenizer.
 
+    ``task`` is ``commands`` (one label per clip, cross-entropy) or ``asr`` (a transcript per
+    utterance, CTC; its defaults are :data:`TASK_DEFAULTS`).
+    """
+
+    task: str = "commands"
     features: FeatureConfig = field(default_factory=FeatureConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+
+
+# What a task changes in the defaults above, before a config file and overrides apply. Speech
+# recognition trains on whole utterances of seconds (no clip length), with CTC (no label
+# smoothing), on a DeepSpeech2 model. Its augmentation is speed perturbation (Ko et al. 2015),
+# SpecAugment with masks sized for utterances (Park et al. 2019; narrower than the paper's
+# LibriSpeech policy because AN4's spelled letters last about 300 ms) and gain; time shifts that
+# cut speech off, pitch shifts and tempo changes are off, and so are the channel and noise
+# effects, which on two cores took CPU time from the network's training.
+TASK_DEFAULTS = {
+    "asr": {
+        "model": {"name": "deepspeech2", "size": "S", "dropout": 0.1},
+        "data": {"batch_size": 16},
+        "train": {"max_epochs": 60, "lr": 1.5e-3, "weight_decay": 1e-2, "label_smoothing": 0.0, "patience": 20,
+                  "warmup_fraction": 0.05, "gradient_clip": 5.0, "ema_decay": 0.0},
+        "augment": {
+            "time_shift": {"p": 0.0}, "pitch_shift": {"p": 0.0}, "tempo": {"p": 0.0}, "echo": {"p": 0.0},
+            "band_pass": {"p": 0.0}, "reverb": {"p": 0.0}, "gain": {"p": 0.3}, "color_noise": {"p": 0.0},
+            "spec_augment": {"freq_masks": 2, "freq_mask_width": 8, "time_masks": 2, "time_mask_width": 15},
+        },
+    },
+}
 
 
 class ConfigError(ValueError):
@@ -180,19 +232,26 @@ def validate(config: Config) -> Config:
         ("train.gradient_clip", config.train.gradient_clip >= 0),
         ("train.num_workers", config.train.num_workers >= -1),
         ("features.sample_rate", config.features.sample_rate > 0),
+        ("task", config.task in TASKS),
+        ("tokenizer.kind", config.tokenizer.kind in ("char", "sentencepiece")),
+        ("tokenizer.vocab_size", config.tokenizer.vocab_size > 0),
+        ("model.rnn_type", config.model.rnn_type in ("gru", "lstm")),
     ]
     for key, ok in checks:
         if not ok:
-            section, name = key.split(".")
-            value = getattr(getattr(config, section), name)
-            choices = {"train.optimizer": OPTIMIZERS, "train.schedule": SCHEDULES}.get(key)
+            value = config
+            for name in key.split("."):
+                value = getattr(value, name)
+            choices = {"train.optimizer": OPTIMIZERS, "train.schedule": SCHEDULES, "task": TASKS,
+                       "tokenizer.kind": ("char", "sentencepiece"), "model.rnn_type": ("gru", "lstm")}.get(key)
             raise ConfigError(f"{key}={value} is " + (f"not one of {', '.join(choices)}" if choices else "out of range"))
     for key, value in check_augment_config(config.augment):
         raise ConfigError(f"augment.{key}={value} is out of range")
-    from audiorec.models import ENCODERS  # imported here: the models need torch, reading a config does not
+    from audiorec.models import ASR_ENCODERS, ENCODERS  # imported here: the models need torch, reading a config does not
 
-    if config.model.name not in ENCODERS:
-        raise ConfigError(f"model.name={config.model.name} is not one of {', '.join(ENCODERS)}")
+    encoders = ASR_ENCODERS if config.task == "asr" else ENCODERS
+    if config.model.name not in encoders:
+        raise ConfigError(f"model.name={config.model.name} is not one of {', '.join(encoders)} (the models of task={config.task})")
     return config
 
 
@@ -232,7 +291,12 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         bad = [o for o in overrides if "=" not in o]
         if bad:
             raise ConfigError(f"override {bad[0]!r} is not key=value (e.g. train.max_epochs=20)")
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        given = OmegaConf.from_dotlist(list(overrides))
+        merged = OmegaConf.merge(merged, given)
+        if merged.task in TASK_DEFAULTS:  # the task's defaults go under the file and the overrides
+            layers = [schema, OmegaConf.create(TASK_DEFAULTS[merged.task])]
+            layers += [OmegaConf.load(path)] if path is not None else []
+            merged = OmegaConf.merge(*layers, given)
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         raise ConfigError(_describe(e, path)) from e

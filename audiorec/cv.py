@@ -51,7 +51,7 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
     Raises
     ------
     ValueError
-        Unknown ``folds``, clips without speakers, or fewer than two speakers.
+        Unknown ``folds``, clips without speakers, fewer than two speakers, or ``task=asr``.
 
     References
     ----------
@@ -60,6 +60,9 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
     """
     if folds != "loso":
         raise ValueError(f"folds={folds!r}: only 'loso' (leave one speaker out) is supported")
+    if config.task != "commands":
+        raise ValueError(f"cross-validation compares command recognizers; task={config.task} is trained with "
+                         "'audiorec train --task asr' and scored on the corpus's test set")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"

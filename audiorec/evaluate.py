@@ -1,17 +1,20 @@
-"""Evaluation of a command recognizer on labelled clips: metrics, predictions, confusion matrix."""
+"""Evaluation on held-out data: a command recognizer on labelled clips (metrics, predictions,
+confusion matrix), a speech recognizer on transcribed utterances (WER, CER, transcripts)."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from audiorec.data.manifest import Utterance
-from audiorec.metrics import classification_metrics, format_confusion_matrix
+from audiorec.metrics import classification_metrics, error_rates, format_confusion_matrix
 from audiorec.plots import plot_confused_pairs, plot_confusion_matrix
-from audiorec.runtime import Recognizer
+from audiorec.runtime import Recognizer, Transcriber
 from audiorec.run import atomic_write_text
 
 
@@ -81,6 +84,62 @@ def evaluate(
                             out_dir / f"{prefix}confused_pairs.png", [Path(u.path).name for u in utterances],
                             features=recognizer.config.features if recognizer.config else None)
     return metrics
+
+
+def evaluate_transcripts(
+    transcriber: Transcriber,
+    utterances: Sequence[Utterance],
+    waveforms: Sequence[np.ndarray],
+    out_dir: str | Path | None = None,
+    progress: bool = False,
+) -> dict:
+    """Transcribe utterances one at a time and score the text against their transcripts.
+
+    Parameters
+    ----------
+    transcriber : Transcriber
+    utterances : sequence of Utterance
+        With ``text`` set (normalised at import).
+    waveforms : sequence of np.ndarray [shape=(n_samples,)]
+        The decoded utterances at the transcriber's rate, same order.
+    out_dir : str or Path, optional
+        Where to write ``transcripts.jsonl``: per utterance the path, speaker, reference,
+        hypothesis, its word error counts and the word timings.
+    progress : bool
+
+    Returns
+    -------
+    dict
+        :func:`~audiorec.metrics.error_rates` totals (``wer``, ``cer``, ``n_words``, ``n_chars``,
+        ``substitutions``, ``deletions``, ``insertions``, ``n_utterances``, ...) without the
+        per-utterance list, plus ``rtf``: seconds of computation per second of audio, greedy
+        decoding included (real-time factor; below 1 is faster than real time).
+
+    Raises
+    ------
+    ValueError
+        No utterances, or one without a transcript.
+    """
+    if not utterances:
+        raise ValueError("nothing to evaluate: no utterances")
+    missing = [u.path for u in utterances if not u.text]
+    if missing:
+        raise ValueError(f"{missing[0]}: no transcript to evaluate against")
+    results, compute_s = [], 0.0
+    for u, wave in tqdm(list(zip(utterances, waveforms)), desc="transcribe", unit="utt", disable=not progress):
+        started = time.perf_counter()
+        results.append(transcriber.transcribe(wave, path=u.path))
+        compute_s += time.perf_counter() - started
+    rates = error_rates([u.text for u in utterances], [r.text for r in results])
+    per_utterance = rates.pop("per_utterance")
+    rates["rtf"] = round(compute_s / max(1e-9, sum(len(w) for w in waveforms) / transcriber.sample_rate), 5)
+    if out_dir is not None:
+        lines = [
+            json.dumps({"path": u.path, "speaker": u.speaker, **scores, "words": r.to_dict()["words"]}, ensure_ascii=False)
+            for u, r, scores in zip(utterances, results, per_utterance)
+        ]
+        atomic_write_text(Path(out_dir) / "transcripts.jsonl", "\n".join(lines) + "\n")
+    return rates
 
 
 def evaluate_noise(

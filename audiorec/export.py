@@ -1,4 +1,8 @@
-"""Export a trained command recognizer to ONNX, check it against PyTorch, and quantise it to int8.
+"""Export a trained recognizer to ONNX, check it against PyTorch, and quantise it to int8.
+
+A command recognizer exports as waveform in, class probabilities out; a CTC speech recognizer
+(``task=asr``) as waveform in, per-frame token log-probabilities out, transcribed by
+:class:`audiorec.runtime.Transcriber` (numpy and onnxruntime only).
 
 One graph goes from raw waveform to class probabilities, the feature front end included, so a
 user ships one file and :class:`audiorec.runtime.Recognizer` (onnxruntime and numpy) runs it on a
@@ -30,7 +34,7 @@ from torch import nn
 
 from audiorec.audio import fit_to_length
 from audiorec.run import RunDir, RunError, atomic_write_bytes, atomic_write_text
-from audiorec.runtime import INPUT_NAME, OUTPUT_NAME, Recognizer
+from audiorec.runtime import ASR_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, Recognizer, Transcriber
 
 OPSET = 18  # ONNX Runtime 1.16+ and onnxruntime-web run it
 CONSTANT_FOLD_LIMIT = 64  # elements; larger computed constants are folded by ONNX Runtime at load, not stored
@@ -66,15 +70,19 @@ class ExportReport:
         The float model (the same file as ``model`` for an fp32 export).
     size_bytes, fp32_size_bytes : int
     n_clips : int
-        Real clips the checks ran on.
+        Real clips (utterances, for ``asr``) the checks ran on.
     parity_max_abs_diff : float
-        Largest |p_onnx - p_torch| over all clips and classes, fp32 model.
+        Largest |p_onnx - p_torch| over all clips and classes, fp32 model (for ``asr``, over all
+        frames and tokens of the per-frame token probabilities).
     parity_top1_agreement : float in [0, 1]
-        Share of clips where the fp32 ONNX model and PyTorch give the same label.
+        Share of clips where the fp32 ONNX model and PyTorch give the same label (for ``asr``,
+        the same greedy transcript).
     accuracy_torch, accuracy_onnx, accuracy_int8 : float or None
         On the clips, when they are labelled (the test split); int8 only when quantised.
     int8_top1_agreement : float or None
         Share of clips where the int8 model agrees with PyTorch.
+    wer_torch, wer_onnx, cer_torch, cer_onnx : float or None
+        Word and character error rates of the utterances (``asr`` only), greedy decoding.
     export_time_s : float
     """
 
@@ -90,6 +98,10 @@ class ExportReport:
     accuracy_onnx: float | None = None
     accuracy_int8: float | None = None
     int8_top1_agreement: float | None = None
+    wer_torch: float | None = None
+    wer_onnx: float | None = None
+    cer_torch: float | None = None
+    cer_onnx: float | None = None
     export_time_s: float = 0.0
 
 
@@ -130,21 +142,6 @@ def export_onnx(model: nn.Module, out: str | Path, labels: Sequence[str], sample
     and the exporter's per-node debugging records and shape annotations are dropped, which keeps
     the file to the size of the weights.
     """
-    import onnxscript.optimizer
-
-    wrapped = ProbabilityModel(model).eval()
-    example = torch.zeros(2, clip_samples)
-    example[:, ::97] = 0.1  # not silent, so no branch is traced on a degenerate input
-    samples = torch.export.Dim("samples", min=1024)
-    with _quiet():
-        program = torch.onnx.export(
-            wrapped, (example,), None, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: torch.export.Dim("batch"), 1: samples},), opset_version=OPSET,
-            dynamo=True, optimize=False, verbose=False,
-        )
-        onnxscript.optimizer.optimize(program.model, output_size_limit=CONSTANT_FOLD_LIMIT)
-    proto = program.model_proto
-    _strip(proto)
     props = {
         "audiorec.labels": json.dumps(list(labels)),
         "audiorec.sample_rate": str(int(sample_rate)),
@@ -152,6 +149,99 @@ def export_onnx(model: nn.Module, out: str | Path, labels: Sequence[str], sample
         "audiorec.precision": "fp32",
         **(metadata or {}),
     }
+    return _write_onnx(ProbabilityModel(model), out, OUTPUT_NAME, clip_samples, batch=2, props=props)
+
+
+class LogProbsModel(nn.Module):
+    """A CTC model without its lengths output: the graph of a speech recognizer that is exported.
+
+    Shape
+    -----
+    input : (batch, n_samples) float32 waveform, every utterance using all its samples
+    output : (batch, n_frames, n_tokens) log-probabilities
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.model(waveform)[0]
+
+
+def export_ctc_onnx(model: nn.Module, out: str | Path, vocab: Sequence[str], sample_rate: int, frame_s: float,
+                    metadata: dict[str, str] | None = None) -> Path:
+    """Write a CTC speech recognizer as one ONNX graph from waveform to token log-probabilities.
+
+    Parameters
+    ----------
+    model : CTCModel
+        (batch, n_samples) waveform to ((batch, n_frames, n_tokens) log-probabilities, lengths),
+        front end inside; exported in eval mode.
+    out : str or Path
+        ``.onnx`` file, written atomically.
+    vocab : sequence of str
+        Token strings by id, the CTC blank at 0 (stored as ``audiorec.vocab``).
+    sample_rate : int
+        Hz of the input.
+    frame_s : float
+        Seconds per output frame (stored as ``audiorec.frame_s``, for word timings).
+    metadata : dict of str to str, optional
+
+    Returns
+    -------
+    Path
+
+    Notes
+    -----
+    Traced by PyTorch's TorchScript exporter (``torch.onnx.export(dynamo=False)``) at opset
+    :data:`OPSET` with dynamic batch and sample axes; the recurrent layers become ONNX ``GRU`` or
+    ``LSTM`` operators. The ``torch.export``-based exporter of :func:`export_onnx` fails to
+    decompose a bidirectional GRU fed by the convolutions in PyTorch 2.13 ("size of tensor a
+    (256) must match the size of tensor b (768)"). The traced graph stores the front end's DFT
+    kernel (about 0.9 MB) instead of computing it. Utterances of one call must have the same
+    length (the runtime transcribes one at a time).
+    """
+    props = {
+        "audiorec.task": "asr",
+        "audiorec.vocab": json.dumps(list(vocab), ensure_ascii=False),
+        "audiorec.sample_rate": str(int(sample_rate)),
+        "audiorec.frame_s": repr(float(frame_s)),
+        "audiorec.precision": "fp32",
+        **(metadata or {}),
+    }
+    return _write_onnx(LogProbsModel(model), out, ASR_OUTPUT_NAME, 2 * int(sample_rate), batch=1, props=props,
+                       dynamo=False)
+
+
+def _write_onnx(wrapped: nn.Module, out: str | Path, output_name: str, n_samples: int, batch: int, props: dict[str, str],
+                dynamo: bool = True) -> Path:
+    """Trace ``wrapped`` (waveform in, one tensor out) with dynamic batch and sample axes and write it,
+    with ``torch.export`` (``dynamo``) or the TorchScript tracer."""
+    import onnx
+    import onnxscript.optimizer
+
+    wrapped = wrapped.eval()
+    example = torch.zeros(batch, n_samples)
+    example[:, ::97] = 0.1  # not silent, so no branch is traced on a degenerate input
+    with _quiet():
+        if dynamo:
+            program = torch.onnx.export(
+                wrapped, (example,), None, input_names=[INPUT_NAME], output_names=[output_name],
+                dynamic_shapes=({0: torch.export.Dim("batch"), 1: torch.export.Dim("samples", min=1024)},),
+                opset_version=OPSET, dynamo=True, optimize=False, verbose=False,
+            )
+            onnxscript.optimizer.optimize(program.model, output_size_limit=CONSTANT_FOLD_LIMIT)
+            proto = program.model_proto
+        else:
+            buffer = io.BytesIO()
+            torch.onnx.export(
+                wrapped, (example,), buffer, input_names=[INPUT_NAME], output_names=[output_name],
+                dynamic_axes={INPUT_NAME: {0: "batch", 1: "samples"}, output_name: {0: "batch", 1: "frames"}},
+                opset_version=OPSET, dynamo=False,
+            )
+            proto = onnx.load_from_string(buffer.getvalue())
+    _strip(proto)
     _set_metadata(proto, props)
     proto.producer_name = "audiorec"
     return atomic_write_bytes(out, proto.SerializeToString())
@@ -254,11 +344,18 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
     ------
     RunError
         Not a run directory, or no clips in it to check the export on.
+    ValueError
+        ``int8`` for a speech recognizer (not supported yet).
     """
     from audiorec.data.dataset import load_waveforms
 
     started = time.time()
     run = RunDir(Path(run_dir))
+    if run.tokenizer.is_file():
+        if int8:
+            raise ValueError(f"{run.root}: int8 export of speech recognizers (task=asr) is not supported yet; export fp32")
+        return _export_asr_run(run, Path(out) if out else run.root / "model.onnx", max_clips if max_clips is not None else 50,
+                               started, progress)
     reference = Recognizer.from_run(run.root)  # PyTorch, the model the export must match
     out = Path(out) if out else run.root / "model.onnx"
     fp32_path = out.with_name(out.stem + ".fp32.onnx") if int8 else out
@@ -291,6 +388,43 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
         report.accuracy_int8 = accuracy(p_int8)
         report.int8_top1_agreement = float(np.mean(p_int8.argmax(1) == p_torch.argmax(1)))
     report.export_time_s = round(time.time() - started, 1)
+    atomic_write_text(out.with_name(out.stem + ".export.json"), json.dumps(asdict(report), indent=2) + "\n")
+    return report
+
+
+def _export_asr_run(run: RunDir, out: Path, max_clips: int, started: float, progress: bool) -> ExportReport:
+    """Export a ``task=asr`` run and compare ONNX Runtime with PyTorch on up to ``max_clips`` test utterances."""
+    from audiorec.data.dataset import load_waveforms
+    from audiorec.metrics import error_rates
+
+    reference = Transcriber.from_run(run.root)
+    check = _clips_for(run, ("test", "val", "train"), max_clips)
+    if check is None:
+        raise RunError(f"{run.root}: no utterances in splits/ to check the export on")
+    utterances, split = check
+    waves = load_waveforms(utterances, reference.sample_rate, progress=progress, desc=f"load {split} utterances")
+    export_ctc_onnx(reference.predict.model, out, reference.vocab, reference.sample_rate, reference.frame_s,
+                    metadata={"audiorec.config": run.config.read_text(encoding="utf-8")})
+    exported = Transcriber.load(out, threads=1)
+    diff, texts_torch, texts_onnx = 0.0, [], []
+    for wave in waves:
+        p_torch, p_onnx = np.exp(reference.log_probs(wave)), np.exp(exported.log_probs(wave))
+        diff = max(diff, float(np.abs(p_torch - p_onnx).max()))
+        texts_torch.append(reference.transcribe(wave).text)
+        texts_onnx.append(exported.transcribe(wave).text)
+    rates = {}
+    if all(u.text for u in utterances):
+        refs = [u.text for u in utterances]
+        rates = {"torch": error_rates(refs, texts_torch), "onnx": error_rates(refs, texts_onnx)}
+    size = out.stat().st_size
+    report = ExportReport(
+        model=str(out), precision="fp32", fp32_model=str(out), size_bytes=size, fp32_size_bytes=size,
+        n_clips=len(waves), parity_max_abs_diff=diff,
+        parity_top1_agreement=float(np.mean([a == b for a, b in zip(texts_torch, texts_onnx)])),
+        wer_torch=rates["torch"]["wer"] if rates else None, wer_onnx=rates["onnx"]["wer"] if rates else None,
+        cer_torch=rates["torch"]["cer"] if rates else None, cer_onnx=rates["onnx"]["cer"] if rates else None,
+        export_time_s=round(time.time() - started, 1),
+    )
     atomic_write_text(out.with_name(out.stem + ".export.json"), json.dumps(asdict(report), indent=2) + "\n")
     return report
 

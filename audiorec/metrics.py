@@ -262,3 +262,91 @@ def write_det_curve_csv(rows: Sequence[dict], path: str | Path) -> Path:
     for row in rows:
         writer.writerow([f"{row[k]:.6g}" for k in DET_COLUMNS])
     return atomic_write_text(path, text.getvalue())
+
+
+def _edit_counts(reference: str, hypothesis: str) -> dict:
+    """Word and character edit counts of one utterance; an empty reference makes every
+    hypothesis word (character) an insertion, which jiwer before 4.0 refuses to count."""
+    import jiwer  # training extra
+
+    if not reference.strip():
+        words = hypothesis.split()
+        return {"substitutions": 0, "deletions": 0, "insertions": len(words), "n_words": 0,
+                "char_substitutions": 0, "char_deletions": 0, "char_insertions": len(hypothesis.strip()), "n_chars": 0}
+    w = jiwer.process_words(reference, hypothesis)
+    c = jiwer.process_characters(reference, hypothesis)
+    return {"substitutions": w.substitutions, "deletions": w.deletions, "insertions": w.insertions,
+            "n_words": w.substitutions + w.deletions + w.hits,
+            "char_substitutions": c.substitutions, "char_deletions": c.deletions, "char_insertions": c.insertions,
+            "n_chars": c.substitutions + c.deletions + c.hits}
+
+
+def _rate(errors: int, n: int) -> float:
+    # With nothing to recognise, each inserted word counts as one error (jiwer 4's convention).
+    return errors / max(n, 1)
+
+
+def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict:
+    """Word and character error rates of a corpus, with the edit counts and per-utterance figures.
+
+    The error rate is the Levenshtein distance between hypothesis and reference, (S + D + I) / N,
+    with S substitutions, D deletions, I insertions and N reference tokens, summed over the corpus
+    before dividing: a long utterance weighs more than a short one, unlike the mean of the
+    per-utterance rates. Words are split on whitespace. Characters are those of the text with
+    leading and trailing space removed and the spaces between words kept, so a missing space
+    counts as a deletion (jiwer's default). The texts are compared as given: normalise both
+    sides the same way first.
+
+    An empty (or all-space) reference has N = 0: every hypothesis word is an insertion (every
+    character, for the CER), and its per-utterance rate is the error count itself, 0 for an
+    empty hypothesis. The corpus rates use the same rule when all references are empty.
+
+    Parameters
+    ----------
+    references, hypotheses : sequence of str, same length
+        Reference transcripts and recognised texts, one per utterance.
+
+    Returns
+    -------
+    dict
+        ``wer``, ``cer`` (fractions, may exceed 1), ``n_words``, ``n_chars`` (reference tokens),
+        ``substitutions``, ``deletions``, ``insertions`` (word level), ``char_substitutions``,
+        ``char_deletions``, ``char_insertions``, ``n_utterances``, and ``per_utterance``: one dict
+        per utterance, in order, with ``reference``, ``hypothesis``, ``wer``, ``cer``,
+        ``substitutions``, ``deletions``, ``insertions`` (words) and ``n_words``.
+
+    Raises
+    ------
+    ValueError
+        Empty or unequal inputs (the message gives both lengths).
+
+    References
+    ----------
+    Levenshtein 1966; the counts are jiwer's (``jiwer.process_words``, ``jiwer.process_characters``),
+    as in NIST's sclite.
+
+    Examples
+    --------
+    >>> m = error_rates(["the cat sat", "hello"], ["the bat sat down", "hello"])
+    >>> m["wer"], m["substitutions"], m["insertions"], m["n_words"]
+    (0.5, 1, 1, 4)
+    """
+    if len(references) == 0 or len(references) != len(hypotheses):
+        raise ValueError(f"need equal, non-empty references and hypotheses, got {len(references)} and {len(hypotheses)}")
+    counts = [_edit_counts(r, h) for r, h in zip(references, hypotheses)]
+    totals = {key: sum(c[key] for c in counts) for key in counts[0]}
+    per_utterance = [
+        {"reference": r, "hypothesis": h,
+         "wer": _rate(c["substitutions"] + c["deletions"] + c["insertions"], c["n_words"]),
+         "cer": _rate(c["char_substitutions"] + c["char_deletions"] + c["char_insertions"], c["n_chars"]),
+         "substitutions": c["substitutions"], "deletions": c["deletions"], "insertions": c["insertions"],
+         "n_words": c["n_words"]}
+        for r, h, c in zip(references, hypotheses, counts)
+    ]
+    return {
+        "wer": _rate(totals["substitutions"] + totals["deletions"] + totals["insertions"], totals["n_words"]),
+        "cer": _rate(totals["char_substitutions"] + totals["char_deletions"] + totals["char_insertions"], totals["n_chars"]),
+        **totals,
+        "n_utterances": len(references),
+        "per_utterance": per_utterance,
+    }

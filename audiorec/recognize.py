@@ -1,4 +1,5 @@
-"""Load a training run's PyTorch model as a predictor for :class:`audiorec.runtime.Recognizer`.
+"""Load a training run's PyTorch model as a predictor for :class:`audiorec.runtime.Recognizer`
+(commands) or :class:`audiorec.runtime.Transcriber` (speech recognition).
 
 Recognition itself (fitting clips, top-k, files) lives in :mod:`audiorec.runtime`, shared by the
 exported ONNX model and the PyTorch checkpoint, so the command line, the evaluation at the end of
@@ -15,8 +16,9 @@ import torch
 from torch import nn
 
 from audiorec.config import Config, config_from_yaml
-from audiorec.models import build_model
+from audiorec.models import build_asr_model, build_model
 from audiorec.run import RunDir, RunError
+from audiorec.tokenizer import load_tokenizer
 
 
 class TorchModel:
@@ -47,6 +49,49 @@ class TorchModel:
         return torch.softmax(self.model(torch.from_numpy(np.ascontiguousarray(clips))), dim=-1).numpy()
 
 
+class TorchCTCModel:
+    """A trained CTC speech recognizer as a callable from one utterance to log-probabilities.
+
+    Parameters
+    ----------
+    model : CTCModel
+        Put in eval mode.
+    vocab : list of str
+        Token strings by id, the blank at 0.
+    config : Config
+
+    Shape
+    -----
+    ``__call__``: float32 audio ``[1, samples]`` to log-probabilities ``[1, n_frames, n_tokens]``.
+    """
+
+    def __init__(self, model: nn.Module, vocab: list[str], config: Config):
+        self.model = model.eval()
+        self.vocab = list(vocab)
+        self.config = config
+        self.sample_rate = config.features.sample_rate
+        self.frame_s = model.frame_s
+
+    @torch.inference_mode()
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        return self.model(torch.from_numpy(np.ascontiguousarray(audio)))[0].numpy()
+
+
+def _run_config(run: RunDir) -> Config:
+    if not run.config.is_file():
+        raise RunError(f"{run.root}: no config.yaml")
+    return config_from_yaml(run.config.read_text(encoding="utf-8"))
+
+
+def _load_weights(model: nn.Module, run: RunDir, checkpoint: str | Path | None) -> nn.Module:
+    """Load the best (or given) checkpoint into ``model``: the moving average of the weights when kept."""
+    path = Path(checkpoint) if checkpoint else run.require_checkpoint()
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "model."
+    model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return model
+
+
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> TorchModel:
     """Build the network of a run directory and load its weights.
 
@@ -69,12 +114,33 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Torch
     """
     run = RunDir(Path(run_dir))
     labels = run.read_labels()
-    if not run.config.is_file():
-        raise RunError(f"{run.root}: no config.yaml")
-    config = config_from_yaml(run.config.read_text(encoding="utf-8"))
-    path = Path(checkpoint) if checkpoint else run.require_checkpoint()
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "model."
-    model = build_model(config, len(labels))
-    model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-    return TorchModel(model, labels, config)
+    config = _run_config(run)
+    return TorchModel(_load_weights(build_model(config, len(labels)), run, checkpoint), labels, config)
+
+
+def load_asr_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> TorchCTCModel:
+    """Build the speech recognizer of a ``task=asr`` run directory and load its weights.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        Written by ``audiorec train --task asr`` (``config.yaml``, ``tokenizer.json``, ``checkpoints/``).
+    checkpoint : str or Path, optional
+        Default the best one (lowest validation WER).
+
+    Returns
+    -------
+    TorchCTCModel
+
+    Raises
+    ------
+    RunError
+        Not a speech-recognition run directory, or no config or checkpoint in it.
+    """
+    run = RunDir(Path(run_dir))
+    if not run.tokenizer.is_file():
+        kind = "a command-recognition run; use 'audiorec recognize'" if run.labels.is_file() else "not a run directory"
+        raise RunError(f"{run.root}: no tokenizer.json ({kind})")
+    vocab = load_tokenizer(run.tokenizer).vocab
+    config = _run_config(run)
+    return TorchCTCModel(_load_weights(build_asr_model(config, len(vocab)), run, checkpoint), vocab, config)

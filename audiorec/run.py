@@ -3,14 +3,16 @@
 Layout of ``RUN_DIR``::
 
     config.yaml            resolved configuration (defaults + file + overrides)
-    labels.json            class names, in the order of the model's outputs
+    labels.json            class names, in the order of the model's outputs (task=commands)
+    tokenizer.json         output tokens of a speech recognizer, the CTC blank first (task=asr)
     manifest.jsonl         the utterances used (when the data was imported on the fly)
     import_report.json     what the import kept and excluded, with reasons
     splits/{train,val,test}.jsonl
     checkpoints/best.ckpt  best validation accuracy; checkpoints/last.ckpt for resuming
     logs/version_N/metrics.csv  per-epoch losses and accuracies (one version per (re)start)
     metrics.json           test metrics
-    confusion_matrix.txt, confusion_matrix.png
+    confusion_matrix.txt, confusion_matrix.png (task=commands)
+    transcripts.jsonl      reference and hypothesis per test utterance, with error counts (task=asr)
     evaluate/              what ``audiorec evaluate`` writes (metrics.json, accuracy_vs_snr.png)
 
 Every file is written atomically, so an interrupted run never leaves a half-written one.
@@ -106,6 +108,11 @@ class RunDir:
         return self.root / "labels.json"
 
     @property
+    def tokenizer(self) -> Path:
+        """The tokenizer of a speech-recognition run, JSON (:func:`audiorec.tokenizer.load_tokenizer`)."""
+        return self.root / "tokenizer.json"
+
+    @property
     def manifest(self) -> Path:
         """The clips imported on the fly, JSON Lines."""
         return self.root / "manifest.jsonl"
@@ -149,6 +156,8 @@ class RunDir:
             ``labels.json`` is missing (not a trained run directory).
         """
         if not self.labels.is_file():
+            if self.tokenizer.is_file():
+                raise RunError(f"{self.root}: a speech-recognition run (task=asr); use 'audiorec transcribe'")
             raise RunError(f"{self.root}: not a run directory (no labels.json); train one with 'audiorec train'")
         return json.loads(self.labels.read_text(encoding="utf-8"))
 

@@ -1,6 +1,7 @@
-"""Train a command recognizer end to end: data -> split -> model -> Lightning fit -> test metrics.
+"""Train a recognizer end to end: data -> split -> model -> Lightning fit -> test metrics.
 
-``train(data, out, config)`` is what ``audiorec train`` runs; everything it writes goes into the
+``train(data, out, config)`` is what ``audiorec train`` runs, for a command recognizer
+(``task=commands``) or a CTC speech recognizer (``task=asr``, :func:`train_asr`); everything it writes goes into the
 run directory (see :mod:`audiorec.run`). Interrupted runs resume from ``checkpoints/last.ckpt``
 when the same command is run again. The ``gmm`` baseline is fitted by EM instead of Lightning
 (:func:`fit_gmm`), into checkpoints of the same layout.
@@ -13,7 +14,7 @@ import os
 import resource
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -26,16 +27,18 @@ from torch import nn
 from audiorec.augment import WaveformAugment
 from audiorec.config import Config, ConfigError, config_from_yaml, to_yaml
 from audiorec.data.corpora import import_corpus
-from audiorec.data.dataset import ClipDataset, load_waveforms
+from audiorec.data.dataset import BucketBatchSampler, ClipDataset, UtteranceDataset, collate_utterances, load_waveforms
 from audiorec.data.manifest import Utterance, read_manifest, write_manifest
-from audiorec.data.splits import speaker_split
-from audiorec.evaluate import evaluate
-from audiorec.models import build_model, count_parameters
+from audiorec.data.splits import Split, speaker_split
+from audiorec.evaluate import evaluate, evaluate_transcripts
+from audiorec.models import build_asr_model, build_model, count_parameters
 from audiorec.models.classifier import CommandClassifier
 from audiorec.plots import plot_training_curves
-from audiorec.runtime import Recognizer
+from audiorec.runtime import Recognizer, Transcriber
 from audiorec.run import RunDir, atomic_write_bytes, atomic_write_text, write_json
 from audiorec.tasks.commands import CommandTask
+from audiorec.tasks.ctc import CTCTask
+from audiorec.tokenizer import build_tokenizer, load_tokenizer
 
 
 def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, progress: bool = True) -> list[Utterance]:
@@ -44,7 +47,7 @@ def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, pr
     Parameters
     ----------
     data : str or Path
-        A ``.jsonl`` manifest or a corpus folder.
+        A ``.jsonl`` manifest, a corpus folder, or a ``path,text`` ``.csv``/``.tsv`` table.
     config : Config
         ``data.layout`` and ``data.validation`` govern the import.
     run : RunDir, optional
@@ -54,17 +57,17 @@ def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, pr
     Returns
     -------
     list of Utterance
-        Only those with a label.
+        Only those with a label, or with ``config.task == "asr"`` those with a transcript.
 
     Raises
     ------
     ValueError
-        ``data`` does not exist, or holds no labelled clips.
+        ``data`` does not exist, or holds no labelled (transcribed) clips.
     """
     path = Path(data).expanduser()
-    if path.is_file():
+    if path.is_file() and path.suffix.lower() not in (".csv", ".tsv"):
         utterances = read_manifest(path)
-    elif path.is_dir():
+    elif path.exists():
         result = import_corpus(path, config.data.layout, config.data.validation, progress=progress)
         if result.rejected:
             print(f"import: excluded {len(result.rejected)} of {len(result.rejected) + len(result.utterances)} files:")
@@ -78,6 +81,12 @@ def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, pr
             write_json(run.import_report, result.summary())
     else:
         raise ValueError(f"{data}: no such manifest or corpus folder")
+    if config.task == "asr":
+        transcribed = [u for u in utterances if u.text]
+        if not transcribed:
+            raise ValueError(f"{data}: no transcribed utterances (task=asr needs a transcript per file; "
+                             "layouts an4, librispeech, yesno or a path,text CSV)")
+        return transcribed
     labelled = [u for u in utterances if u.label is not None]
     if not labelled:
         raise ValueError(f"{data}: no labelled clips")
@@ -91,12 +100,25 @@ def _check_resumable(run: RunDir, config: Config) -> None:
     old = asdict(config_from_yaml(run.config.read_text(encoding="utf-8")))
     new = asdict(config)
     old["train"].pop("max_epochs"), new["train"].pop("max_epochs")
-    diffs = [f"{s}.{k}: {old[s][k]!r} -> {new[s][k]!r}" for s in new for k in new[s] if old[s].get(k) != new[s][k]]
+    diffs = [f"{s}: {old[s]!r} -> {new[s]!r}" for s in new if not isinstance(new[s], dict) and old[s] != new[s]]
+    diffs += [f"{s}.{k}: {old[s].get(k)!r} -> {new[s][k]!r}" for s in new if isinstance(new[s], dict)
+              for k in new[s] if old[s].get(k) != new[s][k]]
     if diffs:
         raise ConfigError(
             f"{run.root} holds a run with another configuration ({'; '.join(diffs[:5])}); "
             "use a new --out directory, or delete the old one to start over"
         )
+
+
+def _open_run(out: str | Path, config: Config) -> tuple[RunDir, bool]:
+    """Create the run directory, or check that the unfinished run in it has this config; seed everything."""
+    run = RunDir(Path(out))
+    run.root.mkdir(parents=True, exist_ok=True)
+    resuming = run.last_checkpoint.is_file()
+    if resuming:
+        _check_resumable(run, config)
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    return run, resuming
 
 
 class DataWaitMeter(L.Callback):
@@ -242,13 +264,10 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
     ValueError, ConfigError
         Bad data or configuration, with the file or key named.
     """
+    if config.task == "asr":
+        return train_asr(data, out, config, progress)
     started = time.time()
-    run = RunDir(Path(out))
-    run.root.mkdir(parents=True, exist_ok=True)
-    resuming = run.last_checkpoint.is_file()
-    if resuming:
-        _check_resumable(run, config)
-    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    run, resuming = _open_run(out, config)
 
     utterances = prepare_data(data, config, run, progress)
     split = speaker_split(
@@ -308,28 +327,217 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
     return metrics
 
 
+def asr_split(utterances: list[Utterance], config: Config) -> Split:
+    """Train, validation and test utterances for speech recognition.
+
+    A corpus with its own test partition (``subset == "test"``, as AN4 and LibriSpeech's
+    ``test-*`` folders) is tested on it, the standard protocol; validation speakers are drawn from
+    the rest. Otherwise test speakers are drawn as for commands (:func:`speaker_split`). A corpus
+    with fewer than 3 speakers (Kaldi's yesno has one) is split by file instead, with a warning:
+    its test then measures unseen recordings, not unseen speakers.
+
+    Parameters
+    ----------
+    utterances : list of Utterance
+    config : Config
+        ``data.val_fraction``, ``data.test_fraction`` and ``data.test_speakers``.
+
+    Returns
+    -------
+    Split
+    """
+    d = config.data
+    speakers = {u.speaker for u in utterances if u.speaker is not None}
+    by_file = len(speakers) < 3
+    if by_file:
+        warnings.warn(f"only {len(speakers)} speaker(s): splitting by file, so the test set has no unseen speaker")
+        originals = {u.path: u for u in utterances}
+        utterances = [replace(u, speaker=None) for u in utterances]
+    test = [u for u in utterances if u.subset == "test"]
+    if test:
+        rest = speaker_split([u for u in utterances if u.subset != "test"], d.val_fraction, 0.0)
+        split = Split(train=rest.train, val=rest.val, test=test)
+    else:
+        split = speaker_split(utterances, d.val_fraction, d.test_fraction, d.test_speakers or None)
+    if by_file:
+        split = Split(*([originals[u.path] for u in part] for part in (split.train, split.val, split.test)))
+    return split
+
+
+def train_asr(data: str | Path, out: str | Path, config: Config, progress: bool = True) -> dict:
+    """Train, validate and test a CTC speech recognizer; write everything into ``out``.
+
+    The tokenizer is built from the training transcripts and saved as ``tokenizer.json``;
+    the model (:func:`~audiorec.models.build_asr_model`) is trained with CTC on length-bucketed
+    batches, SortaGrad in the first epoch (:class:`~audiorec.data.dataset.BucketBatchSampler`),
+    the configured waveform augmentation and SpecAugment, gradient clipping, and the checkpoint
+    with the lowest validation WER (greedy decoding) is kept. The test utterances are then
+    transcribed one at a time with it and scored (``transcripts.jsonl``).
+
+    Parameters
+    ----------
+    data : str or Path
+        Transcribed corpus folder (AN4, LibriSpeech, yesno), ``path,text`` CSV/TSV, or ``.jsonl``
+        manifest with ``text``.
+    out : str or Path
+        Run directory; an unfinished run there with the same config is resumed.
+    config : Config
+        With ``task == "asr"``.
+    progress : bool
+
+    Returns
+    -------
+    dict
+        The content of ``metrics.json``: ``wer``, ``cer`` (fractions, greedy decoding),
+        ``n_words``, ``n_chars``, ``substitutions``, ``deletions``, ``insertions``,
+        ``n_utterances``, ``rtf`` (1 thread unless set otherwise), split sizes and speakers,
+        ``best_val_wer``, ``epochs``, ``n_parameters``, ``n_tokens``, ``train_time_s``,
+        ``peak_rss_mb``, ``data_wait_share``.
+
+    Raises
+    ------
+    ValueError, ConfigError
+        Bad data or configuration (e.g. a transcript character that the tokenizer cannot
+        encode), with the file or key named.
+    """
+    started = time.time()
+    run, resuming = _open_run(out, config)
+
+    split = asr_split(prepare_data(data, config, run, progress), config)
+    if not split.val:
+        warnings.warn("no validation split: training runs all epochs and keeps the last weights")
+    for part in ("train", "val", "test"):
+        write_manifest(run.splits / f"{part}.jsonl", getattr(split, part))
+    atomic_write_text(run.config, to_yaml(config))
+    if resuming and run.tokenizer.is_file():
+        tokenizer = load_tokenizer(run.tokenizer)
+    else:
+        tokenizer = build_tokenizer(config.tokenizer.kind, [u.text for u in split.train], config.tokenizer.vocab_size)
+        tokenizer.save(run.tokenizer)
+
+    sample_rate = config.features.sample_rate
+    waves = {part: load_waveforms(getattr(split, part), sample_rate, progress, desc=f"load {part}") for part in ("train", "val", "test")}
+    augment = WaveformAugment(config.augment, sample_rate) if config.augment.enabled else None
+    train_set = UtteranceDataset(waves["train"], [tokenizer.encode(u.text) for u in split.train],
+                                 [u.text for u in split.train], augment, config.train.seed)
+    sampler = BucketBatchSampler([len(w) for w in waves["train"]], config.data.batch_size, config.train.seed)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate_utterances,
+                                               num_workers=_loader_workers(config))
+    val_loader = None
+    if split.val:
+        order = np.argsort([len(w) for w in waves["val"]], kind="stable")  # little padding per batch
+        val_utts = [split.val[i] for i in order]
+        val_set = UtteranceDataset([waves["val"][i] for i in order], [_encodable(tokenizer, u.text) for u in val_utts],
+                                   [u.text for u in val_utts])
+        val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.data.batch_size, collate_fn=collate_utterances)
+
+    model = build_asr_model(config, len(tokenizer.vocab))
+    task = CTCTask(model, config.train, tokenizer.vocab)
+    trainer, best_val_wer, data_wait = fit_lightning(task, train_loader, val_loader, run, config, resuming, progress,
+                                                     monitor="val_wer", mode="min")
+    train_time_s = time.time() - started
+
+    metrics: dict = {
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "n_test": len(split.test),
+        "n_speakers": {part: len(split.speakers(part)) for part in ("train", "val", "test")},
+        "test_speakers": sorted(split.speakers("test")) if len(split.speakers("test")) <= 20 else None,
+        "best_val_wer": best_val_wer,
+        "epochs": trainer.current_epoch,
+        "n_parameters": count_parameters(model),
+        "n_tokens": len(tokenizer.vocab),
+        "train_time_s": round(train_time_s, 1),
+        "data_wait_share": data_wait.share,
+    }
+    if split.test:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the real-time factor of one utterance on one core
+        try:
+            metrics.update(evaluate_transcripts(Transcriber.from_run(run.root), split.test, waves["test"], run.root, progress))
+        finally:
+            torch.set_num_threads(threads)
+    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    write_json(run.metrics, metrics)
+    return metrics
+
+
+def _encodable(tokenizer, text: str) -> list[int]:
+    """Token ids of a validation transcript; characters the training transcripts never had are
+    left out of the loss's target (the WER still counts them, from the text)."""
+    try:
+        return tokenizer.encode(text)
+    except ValueError:
+        known = set("".join(tokenizer.vocab)) | {" "}
+        return tokenizer.encode("".join(c for c in text if c in known))
+
+
+def _loader_workers(config: Config) -> int:
+    n = config.train.num_workers
+    return n if n >= 0 else max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
 def _fit_network(model: nn.Module, train_set: ClipDataset, val_set: ClipDataset, run: RunDir, config: Config,
                  resuming: bool, progress: bool) -> FitResult:
-    """Train a network with Lightning: checkpoints, CSV logs and ``training_curves.png`` into ``run``."""
-    workers = config.train.num_workers if config.train.num_workers >= 0 else max(1, min(8, (os.cpu_count() or 2) - 1))
-    loader = dict(batch_size=config.data.batch_size, num_workers=workers)
+    """Train a command classifier with Lightning: checkpoints, CSV logs and ``training_curves.png`` into ``run``."""
+    loader = dict(batch_size=config.data.batch_size, num_workers=_loader_workers(config))
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.data.batch_size, **loader)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.data.batch_size)
-    has_val = len(val_set) > 0
-
     task = CommandTask(model, config.train, config.augment.mixup if config.augment.enabled else None)
+    trainer, best, data_wait = fit_lightning(task, train_loader, val_loader if len(val_set) else None, run, config,
+                                             resuming, progress, monitor="val_acc", mode="max")
+    return FitResult(best_val_accuracy=best, epochs=trainer.current_epoch, n_parameters=count_parameters(model),
+                     data_wait_share=data_wait.share)
+
+
+def fit_lightning(task: L.LightningModule, train_loader, val_loader, run: RunDir, config: Config, resuming: bool,
+                  progress: bool, monitor: str, mode: str) -> tuple[L.Trainer, float | None, DataWaitMeter]:
+    """Run Lightning's training loop for a task, with the run directory's checkpoints and logs.
+
+    Writes ``checkpoints/best.ckpt`` (best ``monitor`` on validation, early stopping after
+    ``train.patience`` epochs without improvement), ``checkpoints/last.ckpt`` (every epoch, for
+    resuming), CSV logs under ``logs/`` and ``training_curves.png``.
+
+    Parameters
+    ----------
+    task : LightningModule
+        :class:`~audiorec.tasks.commands.CommandTask` or :class:`~audiorec.tasks.ctc.CTCTask`.
+    train_loader, val_loader : DataLoader
+        ``val_loader`` None trains all epochs and keeps the last weights.
+    run : RunDir
+    config : Config
+    resuming : bool
+        Continue from ``last.ckpt``.
+    progress : bool
+    monitor : str
+        Logged validation metric, e.g. ``val_acc`` or ``val_wer``.
+    mode : {"max", "min"}
+
+    Returns
+    -------
+    trainer : Trainer
+    best : float or None
+        The best value of ``monitor``; None without validation.
+    data_wait : DataWaitMeter
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Training was interrupted (Ctrl-C); the run resumes when started again.
+    """
     data_wait = DataWaitMeter()
     checkpoint = ModelCheckpoint(
-        dirpath=run.checkpoints, filename="best", monitor="val_acc", mode="max", save_top_k=1,
+        dirpath=run.checkpoints, filename="best", monitor=monitor, mode=mode, save_top_k=1,
         enable_version_counter=False,
     )
     # Saved after every epoch, improved or not, so a resumed run repeats no work.
     last = ModelCheckpoint(dirpath=run.checkpoints, filename="last", save_top_k=1, enable_version_counter=False)
+    validate = [checkpoint, EarlyStopping(monitor=monitor, mode=mode, patience=config.train.patience)] if val_loader is not None else []
     trainer = L.Trainer(
         max_epochs=config.train.max_epochs,
         accelerator=config.train.accelerator,
         devices=1,
-        callbacks=[last, data_wait, LearningRateMonitor("step")] + ([checkpoint, EarlyStopping(monitor="val_acc", mode="max", patience=config.train.patience)] if has_val else []),
+        callbacks=[last, data_wait, LearningRateMonitor("step")] + validate,
         logger=CSVLogger(save_dir=run.root, name="logs"),
         enable_progress_bar=progress,
         enable_model_summary=progress,
@@ -341,11 +549,9 @@ def _fit_network(model: nn.Module, train_set: ClipDataset, val_set: ClipDataset,
         print(f"resuming from {run.last_checkpoint}")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        trainer.fit(task, train_loader, val_loader if has_val else None, ckpt_path=str(run.last_checkpoint) if resuming else None)
+        trainer.fit(task, train_loader, val_loader, ckpt_path=str(run.last_checkpoint) if resuming else None)
     if trainer.interrupted:  # Lightning turns Ctrl-C into a graceful stop; the run is not done
         raise KeyboardInterrupt
     plot_training_curves(run.root / "logs", run.root / "training_curves.png", title=run.root.name)
-    return FitResult(
-        best_val_accuracy=float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
-        epochs=trainer.current_epoch, n_parameters=count_parameters(model), data_wait_share=data_wait.share,
-    )
+    best = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
+    return trainer, best, data_wait

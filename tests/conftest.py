@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,25 @@ def chromium_path() -> str:
             return path
     pytest.skip("Chromium is absent: run scripts/install-system-deps.sh (Debian package 'chromium') to "
                 "test pages in a real browser")
+
+
+def run_without_train_extra(body: str) -> subprocess.CompletedProcess:
+    """Run Python ``body`` in a subprocess where importing torch or anything else of the [train]
+    extra fails (as after ``pip install audiorec`` without extras); stdout and stderr captured.
+    ``BLOCKED`` (the module names) is defined for the body."""
+    from audiorec.cli import TRAIN_EXTRA_MODULES
+
+    blocked = tuple(sorted(TRAIN_EXTRA_MODULES))
+    script = textwrap.dedent(f"""
+        import importlib.abc, sys
+        BLOCKED = {blocked!r}
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ModuleNotFoundError(f"No module named {{name!r}} (hidden in this test)", name=name)
+        sys.meta_path.insert(0, Block())
+    """) + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
 
 
 def sine(freq_hz: float, sample_rate: int, duration_s: float = 1.0, amplitude: float = 0.5) -> np.ndarray:

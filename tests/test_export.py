@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
-from audiorec.cli import TRAIN_EXTRA_MODULES, main
+from audiorec.cli import main
 from audiorec.data.manifest import read_manifest
 from audiorec.export import export_run
 from audiorec.runtime import ModelError, OnnxModel, Recognizer
 
-# Everything of the [train] extra: the runtime must work in an install that has none of them.
-TRAIN_ONLY_MODULES = tuple(sorted(TRAIN_EXTRA_MODULES))
+from conftest import run_without_train_extra
 
 
 @pytest.fixture(scope="module")
@@ -92,22 +88,16 @@ def test_runtime_works_without_torch(exported):
     run_dir, report, _ = exported
     clip = read_manifest(run_dir / "splits" / "test.jsonl")[0].path
     expected = Recognizer.from_run(run_dir).recognize_file(clip)
-    script = textwrap.dedent(f"""
-        import importlib.abc, json, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path, target=None):
-                if name.split(".")[0] in {TRAIN_ONLY_MODULES!r}:
-                    raise ModuleNotFoundError(f"No module named {{name!r}} (hidden in this test)", name=name)
-        sys.meta_path.insert(0, Block())
+    done = run_without_train_extra(f"""
+        import json
         from audiorec.runtime import Recognizer
         result = Recognizer.load({report.fp32_model!r}, threads=1).recognize_file({clip!r})
-        from audiorec.cli import TRAIN_EXTRA_MODULES, main
+        from audiorec.cli import main
         code = main(["recognize", {report.model!r}, {clip!r}, "--json"])
         print(json.dumps({{"label": result.label, "score": result.score, "code": code}}))
-        assert not any(m.split(".")[0] in {TRAIN_ONLY_MODULES!r} for m in sys.modules)
+        assert not any(m.split(".")[0] in BLOCKED for m in sys.modules)
         assert main(["train", "--data", "x", "--out", "y"]) == 2  # says which extra to install
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     cli_result, runtime_result = json.loads(lines[0]), json.loads(lines[-1])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from audiorec.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, load_config
-from audiorec.tasks.commands import build_optimizer, lr_factor
+from audiorec.tasks.base import build_optimizer, lr_factor
 
 EXPECTED = {
     "sgd": (torch.optim.SGD, {"momentum": 0, "nesterov": False}),

@@ -1,6 +1,6 @@
 """Import a corpus from a folder into manifest records, validating every file on the way.
 
-Layouts (``layout=`` / ``--layout``):
+Layouts (``layout=`` / ``--layout``) of command corpora, whose records have a ``label``:
 
 ``fsdd``
     Free Spoken Digit Dataset names in one folder: ``{digit}_{speaker}_{index}.wav``.
@@ -11,8 +11,20 @@ Layouts (``layout=`` / ``--layout``):
     ``_``; a name without ``_`` has no speaker.
 ``speaker_folders``
     ``DIR/<speaker>/<label>/<file>``: one folder per speaker, then one per label.
-``auto``
-    Picks one of the above from what is on disk.
+
+Layouts of transcribed (continuous speech) corpora, whose records have a normalised ``text``, a
+``speaker`` and the corpus's ``subset``, scanned by :mod:`audiorec.data.transcribed`:
+
+``an4``
+    CMU AN4: ``DIR/etc/an4_{train,test}.transcription`` and ``DIR/wav/**/<id>.sph``.
+``librispeech``
+    LibriSpeech: ``DIR/[<subset>/]<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` and FLAC.
+``yesno``
+    Kaldi yesno: ``DIR/0_1_1_0_1_0_0_1.wav``, the name being the transcript.
+``transcripts``
+    A ``.csv``/``.tsv`` file (instead of a folder) with ``path`` and ``text`` columns.
+
+``auto`` picks one of the above from what is on disk, the transcribed layouts first.
 
 Validation decodes every file and excludes, with the reason, the unreadable, empty, silent,
 clipped, too short and too long ones. The originals are only ever read.
@@ -31,12 +43,16 @@ from tqdm import tqdm
 
 from audiorec.audio import AudioError, decode_audio
 from audiorec.data.manifest import Utterance
+from audiorec.data.transcribed import (
+    TEXT_NORMALISATION, TRANSCRIBED_LAYOUTS, detect_transcribed_layout, scan_transcribed,
+)
 
 AUDIO_EXTENSIONS = {
     ".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".mp4", ".webm", ".sph", ".aiff",
     ".aif",
 }
-LAYOUTS = ("auto", "fsdd", "folders", "speaker_folders")
+COMMAND_LAYOUTS = ("fsdd", "folders", "speaker_folders")
+LAYOUTS = ("auto", *COMMAND_LAYOUTS, *TRANSCRIBED_LAYOUTS)
 
 # An optional "-aug<k>" suffix marks copies written by ``audiorec augment``; they keep the speaker.
 _FSDD_NAME = re.compile(r"^(?P<label>\d)_(?P<speaker>[A-Za-z]+)_(?P<index>\d+)(?:-aug\d+)?$")
@@ -85,27 +101,60 @@ class ImportResult:
     utterances : list of Utterance
         The files that passed validation, sorted by path.
     rejected : list of (str, str)
-        ``(path, reason)`` for every excluded file.
+        ``(path, reason)`` for every excluded file; for a transcribed corpus ``path`` may be
+        ``transcript_file:line`` (a line without audio, a malformed line).
+    text_normalisation : str or None
+        How transcripts were normalised (``TEXT_NORMALISATION`` of
+        :mod:`audiorec.data.transcribed`); None for command corpora, which have no text.
     """
 
     layout: str
     utterances: list[Utterance]
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    text_normalisation: str | None = None
 
     def summary(self) -> dict:
-        """Counts for a report: files kept and excluded, labels, speakers, sample rates."""
-        return {
+        """Counts for a report (``import_report.json``).
+
+        Returns
+        -------
+        dict
+            ``layout``, ``n_kept``, ``n_rejected``, ``rejected`` (path and reason),
+            ``labels`` (clips per label; empty for transcribed corpora), ``n_speakers``,
+            ``sample_rates`` (files per rate in Hz) and ``total_duration_s``. A transcribed corpus
+            adds ``text_normalisation``, ``n_words`` (running words) and ``subsets``: per
+            subset of the corpus, ``n_utterances``, ``n_speakers``, ``n_words`` and
+            ``duration_s``.
+        """
+        summary = {
             "layout": self.layout,
             "n_kept": len(self.utterances),
             "n_rejected": len(self.rejected),
             "rejected": [{"path": p, "reason": r} for p, r in self.rejected],
-            "labels": dict(sorted(Counter(u.label for u in self.utterances).items())),
+            "labels": dict(sorted(Counter(u.label for u in self.utterances if u.label is not None).items())),
             "n_speakers": len({u.speaker for u in self.utterances if u.speaker is not None}),
             "sample_rates": {
                 str(k): v for k, v in sorted(Counter(u.sample_rate for u in self.utterances).items())
             },
             "total_duration_s": round(sum(u.duration for u in self.utterances), 3),
         }
+        if self.text_normalisation is not None:
+            summary["text_normalisation"] = self.text_normalisation
+            summary["n_words"] = sum(len(u.text.split()) for u in self.utterances if u.text)
+            subsets: dict[str, list[Utterance]] = {}
+            for u in self.utterances:
+                if u.subset is not None:
+                    subsets.setdefault(u.subset, []).append(u)
+            summary["subsets"] = {
+                name: {
+                    "n_utterances": len(utts),
+                    "n_speakers": len({u.speaker for u in utts if u.speaker is not None}),
+                    "n_words": sum(len(u.text.split()) for u in utts if u.text),
+                    "duration_s": round(sum(u.duration for u in utts), 3),
+                }
+                for name, utts in sorted(subsets.items())
+            }
+        return summary
 
 
 def check_audio(samples: np.ndarray, sample_rate: int, config: ValidationConfig) -> str | None:
@@ -158,20 +207,31 @@ def _speaker_from_name(stem: str) -> str | None:
 def detect_layout(root: Path) -> str:
     """Guess the layout of a corpus folder.
 
+    The transcribed layouts are tried first (see
+    :func:`~audiorec.data.transcribed.detect_transcribed_layout`), then the command layouts.
+
     Parameters
     ----------
     root : Path
+        A corpus folder, or a ``.csv``/``.tsv`` transcript table.
 
     Returns
     -------
     str
-        ``"fsdd"``, ``"folders"`` or ``"speaker_folders"``.
+        ``"an4"``, ``"librispeech"``, ``"yesno"``, ``"transcripts"``, ``"fsdd"``, ``"folders"``
+        or ``"speaker_folders"``.
 
     Raises
     ------
     ValueError
-        No audio files where any layout expects them.
+        ``root`` is neither a folder nor a transcript table, or holds no audio files where any
+        layout expects them.
     """
+    transcribed = detect_transcribed_layout(root)
+    if transcribed is not None:
+        return transcribed
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a folder, nor a .csv/.tsv transcript table")
     top = [p for p in root.iterdir() if is_audio_file(p)]
     if top and all(_FSDD_NAME.match(p.stem) for p in top):
         return "fsdd"
@@ -182,12 +242,14 @@ def detect_layout(root: Path) -> str:
         return "speaker_folders"
     raise ValueError(
         f"{root}: no audio files found as DIR/<label>/<file>, DIR/<speaker>/<label>/<file> "
-        f"or FSDD names DIR/<digit>_<speaker>_<index>.wav"
+        f"or FSDD names DIR/<digit>_<speaker>_<index>.wav, and no AN4, LibriSpeech or yesno transcripts"
     )
 
 
 def scan_corpus(root: str | Path, layout: str = "auto") -> tuple[str, list[tuple[Path, str, str | None]]]:
-    """List the audio files of a corpus with their label and speaker, without decoding them.
+    """List the audio files of a command corpus with their label and speaker, without decoding them.
+
+    Transcribed corpora have text instead of labels: :func:`import_corpus` reads them.
 
     Parameters
     ----------
@@ -205,7 +267,8 @@ def scan_corpus(root: str | Path, layout: str = "auto") -> tuple[str, list[tuple
     Raises
     ------
     ValueError
-        ``root`` is not a folder, ``layout`` is unknown, or nothing matches the layout.
+        ``root`` is not a folder, ``layout`` is unknown or transcribed, or nothing matches the
+        layout.
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -214,6 +277,11 @@ def scan_corpus(root: str | Path, layout: str = "auto") -> tuple[str, list[tuple
         raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     if layout == "auto":
         layout = detect_layout(root)
+    if layout in TRANSCRIBED_LAYOUTS:
+        raise ValueError(
+            f"{root}: a transcribed corpus ({layout!r}) has text, not command labels; "
+            f"read it with import_corpus"
+        )
     entries: list[tuple[Path, str, str | None]] = []
     if layout == "fsdd":
         for p in sorted(root.iterdir()):
@@ -247,8 +315,9 @@ def import_corpus(
     Parameters
     ----------
     root : str or Path
-        The corpus folder (see the module docstring for the layouts).
-    layout : {"auto", "fsdd", "folders", "speaker_folders"}
+        The corpus folder, or for ``layout="transcripts"`` a ``.csv``/``.tsv`` file (see the
+        module docstring for the layouts).
+    layout : {"auto", "fsdd", "folders", "speaker_folders", "an4", "librispeech", "yesno", "transcripts"}
     validation : ValidationConfig
         Thresholds for excluding files.
     progress : bool
@@ -257,18 +326,43 @@ def import_corpus(
     Returns
     -------
     ImportResult
-        Kept utterances and ``(path, reason)`` for every excluded file.
+        Kept utterances (with ``label`` for command corpora; ``text``, ``speaker`` and ``subset``
+        for transcribed ones) and ``(path, reason)`` for every excluded file or transcript line.
 
     Raises
     ------
     ValueError
-        As :func:`scan_corpus`, or when every file was excluded.
+        As :func:`scan_corpus` and :func:`~audiorec.data.transcribed.scan_transcribed`, or when
+        every file was excluded.
     """
     validation = validation or ValidationConfig()
-    layout, entries = scan_corpus(root, layout)
+    root = Path(root).expanduser().resolve()
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if layout == "auto":
+        layout = detect_layout(root)
+    if layout in TRANSCRIBED_LAYOUTS:
+        entries, rejected = scan_transcribed(root, layout)
+        items = [(e.path, {"text": e.text, "speaker": e.speaker, "subset": e.subset}) for e in entries]
+        normalisation = TEXT_NORMALISATION
+    else:
+        layout, scanned = scan_corpus(root, layout)
+        items = [(path, {"label": label, "speaker": speaker}) for path, label, speaker in scanned]
+        rejected, normalisation = [], None
+    utterances, invalid = _validate(items, validation, progress)
+    rejected += invalid
+    if not utterances:
+        raise ValueError(f"{root}: all {len(rejected)} files were excluded, e.g. {rejected[0][0]}: {rejected[0][1]}")
+    return ImportResult(layout=layout, utterances=utterances, rejected=rejected, text_normalisation=normalisation)
 
-    def inspect(entry):
-        path, label, speaker = entry
+
+def _validate(
+    items: list[tuple[Path, dict]], validation: ValidationConfig, progress: bool
+) -> tuple[list[Utterance], list[tuple[str, str]]]:
+    """Decode and check every file; ``items`` are ``(path, Utterance fields)`` in output order."""
+
+    def inspect(item):
+        path, fields = item
         try:
             decoded = decode_audio(path)
         except AudioError as e:
@@ -280,20 +374,17 @@ def import_corpus(
             path=str(path),
             duration=round(decoded.duration, 5),
             sample_rate=decoded.sample_rate,
-            speaker=speaker,
-            label=label,
+            **fields,
         )
         return utt, None
 
     utterances, rejected = [], []
     # Decoders release the GIL, so threads use both cores without pickling arrays around.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = pool.map(inspect, entries)
-        for utt, bad in tqdm(results, total=len(entries), desc="import", unit="file", disable=not progress):
+        results = pool.map(inspect, items)
+        for utt, bad in tqdm(results, total=len(items), desc="import", unit="file", disable=not progress):
             if utt is not None:
                 utterances.append(utt)
             else:
                 rejected.append(bad)
-    if not utterances:
-        raise ValueError(f"{root}: all {len(entries)} files were excluded, e.g. {rejected[0][0]}: {rejected[0][1]}")
-    return ImportResult(layout=layout, utterances=utterances, rejected=rejected)
+    return utterances, rejected

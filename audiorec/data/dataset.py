@@ -104,3 +104,121 @@ class ClipDataset(torch.utils.data.Dataset):
         else:
             clip, _ = self.augment(self.waveforms[index], (self.seed, self.epoch, index))
         return torch.from_numpy(clip), self.targets[index]
+
+
+class UtteranceDataset(torch.utils.data.Dataset):
+    """Transcribed utterances of any length, augmented at random for training.
+
+    Parameters
+    ----------
+    waveforms : list of np.ndarray [shape=(n,)]
+        Mono utterances at the model's sample rate (see :func:`load_waveforms`).
+    targets : list of list of int
+        Token ids of each transcript (:meth:`audiorec.tokenizer.CharTokenizer.encode`).
+    texts : list of str
+        The transcripts, carried into the batches for scoring.
+    augment : WaveformAugment, optional
+        Built without a clip length, so speed perturbation changes the length; None for evaluation.
+    seed : int
+        With the epoch and index, seeds each utterance's augmentation (as :class:`ClipDataset`).
+
+    Items
+    -----
+    (waveform [shape=(n,)] float32 tensor, token ids [shape=(n_tokens,)] int64 tensor, text str)
+
+    Raises
+    ------
+    ValueError
+        The three lists differ in length.
+    """
+
+    def __init__(self, waveforms: list[np.ndarray], targets: list[list[int]], texts: list[str],
+                 augment: "WaveformAugment | None" = None, seed: int = 0):
+        if not len(waveforms) == len(targets) == len(texts):
+            raise ValueError(f"{len(waveforms)} waveforms, {len(targets)} targets and {len(texts)} texts")
+        self.waveforms, self.targets, self.texts = waveforms, targets, texts
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random stream for ``epoch`` (called by the training task)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.waveforms)
+
+    def __getitem__(self, index: int):
+        wave = self.waveforms[index]
+        if self.augment is not None:
+            wave, _ = self.augment(wave, (self.seed, self.epoch, index))
+        return torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), torch.tensor(self.targets[index], dtype=torch.long), self.texts[index]
+
+
+def collate_utterances(items):
+    """Pad a list of :class:`UtteranceDataset` items into one batch.
+
+    Returns
+    -------
+    waveform : torch.Tensor [shape=(batch, max_samples)]
+        Zero-padded at the end.
+    lengths : torch.Tensor [shape=(batch,)]
+        Valid samples.
+    targets : torch.Tensor [shape=(sum of target lengths,)]
+        Token ids, concatenated (the layout ``torch.nn.CTCLoss`` takes).
+    target_lengths : torch.Tensor [shape=(batch,)]
+    texts : list of str
+    """
+    waves, targets, texts = zip(*items)
+    lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+    return (torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), lengths, torch.cat(targets),
+            torch.tensor([len(t) for t in targets], dtype=torch.long), list(texts))
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Batches of utterances of similar length, in random order; SortaGrad in the first epoch.
+
+    Utterances are sorted by duration (perturbed by up to +-10% at random each epoch, so the
+    batches are not the same every epoch) and cut into batches, which are then shuffled: a batch
+    wastes little time on padding. In the first epoch with ``sortagrad`` the batches go from the
+    shortest to the longest utterances, which Amodei et al. 2016 (section 3.1, "SortaGrad")
+    found to make CTC training stable.
+
+    Parameters
+    ----------
+    durations : sequence of float
+        Seconds per utterance.
+    batch_size : int > 0
+    seed : int
+    sortagrad : bool
+
+    Raises
+    ------
+    ValueError
+        ``batch_size`` is not positive.
+    """
+
+    def __init__(self, durations, batch_size: int, seed: int = 0, sortagrad: bool = True):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.durations = np.asarray(durations, dtype=np.float64)
+        self.batch_size, self.seed, self.sortagrad = batch_size, seed, sortagrad
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the order of ``epoch`` (Lightning calls it at the start of each epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.durations) // self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.epoch == 0 and self.sortagrad:
+            order = np.argsort(self.durations, kind="stable")
+            yield from (order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size))
+            return
+        order = np.argsort(self.durations * rng.uniform(0.9, 1.1, len(self.durations)), kind="stable")
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        for b in rng.permutation(len(batches)):
+            yield batches[b]

@@ -38,7 +38,12 @@ class Utterance:
     label : str or None
         The command (class) for command recognition.
     text : str or None
-        The transcript for continuous recognition.
+        The transcript for continuous recognition, normalised at import (see
+        :mod:`audiorec.data.transcribed`).
+    subset : str or None
+        The corpus's own partition, where it has one (``"train"`` or ``"test"`` for AN4,
+        LibriSpeech's folder name such as ``"test-clean"``); training keeps ``test`` subsets out
+        of training and tests on them (the standard protocol), instead of drawing a test split.
     """
 
     path: str
@@ -47,6 +52,7 @@ class Utterance:
     speaker: str | None = None
     label: str | None = None
     text: str | None = None
+    subset: str | None = None
 
     @property
     def group(self) -> str:

@@ -13,6 +13,8 @@ from audiorec.models.bc_resnet import BCResNet
 from audiorec.models.cnn import CNN
 from audiorec.models.cnn_trad_fpool3 import CNNTradFPool3
 from audiorec.models.crnn_fourier import CRNNFourier
+from audiorec.models.ctc import CTCModel
+from audiorec.models.deepspeech2 import DeepSpeech2
 from audiorec.models.ds_cnn import DSCNN
 from audiorec.models.gmm import GMMClassifier
 from audiorec.models.matchboxnet import MatchboxNet
@@ -31,6 +33,12 @@ ENCODERS = {
     "matchboxnet": MatchboxNet,
     "crnn_fourier": CRNNFourier,
     "gmm": GMMClassifier,
+}
+
+# Speech recognition (``task=asr``): each maps ((batch, n_features, n_frames), valid frames) to
+# ((batch, n_out_frames, n_tokens) logits, valid output frames), trained with CTC.
+ASR_ENCODERS = {
+    "deepspeech2": DeepSpeech2,
 }
 
 
@@ -72,6 +80,40 @@ def build_model(config: "Config", n_classes: int) -> CommandClassifier:
     s = config.augment.spec_augment
     spec_augment = SpecAugment(s.freq_masks, s.freq_mask_width, s.time_masks, s.time_mask_width) if config.augment.enabled else None
     return CommandClassifier(features, encoder, spec_augment)
+
+
+def build_asr_model(config: "Config", n_tokens: int) -> CTCModel:
+    """Build the waveform-to-token-log-probabilities recognizer a ``task=asr`` config describes.
+
+    Parameters
+    ----------
+    config : Config
+        Uses ``features``, ``model`` (``name``, ``size``, ``rnn_type``, ``dropout``) and
+        ``augment.spec_augment``.
+    n_tokens : int > 1
+        The tokenizer's vocabulary, CTC blank included.
+
+    Returns
+    -------
+    CTCModel
+        Input (batch, n_samples) at ``features.sample_rate`` and optional valid lengths; output
+        (batch, n_out_frames, n_tokens) log-probabilities and valid output frames.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``model.name`` or size, or fewer than 2 tokens.
+    """
+    m = config.model
+    if m.name not in ASR_ENCODERS:
+        raise ValueError(f"model.name {m.name!r} is not one of {', '.join(ASR_ENCODERS)} (the models of task=asr)")
+    if n_tokens < 2:
+        raise ValueError(f"need at least 2 tokens (the blank and one symbol), got {n_tokens}")
+    features = build_features(config.features)
+    encoder = ASR_ENCODERS[m.name](features.n_features, n_tokens, size=m.size, rnn_type=m.rnn_type, dropout=m.dropout)
+    s = config.augment.spec_augment
+    spec_augment = SpecAugment(s.freq_masks, s.freq_mask_width, s.time_masks, s.time_mask_width) if config.augment.enabled else None
+    return CTCModel(features, encoder, spec_augment)
 
 
 def count_parameters(model: nn.Module) -> int:
