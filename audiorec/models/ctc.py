@@ -11,8 +11,9 @@ class CTCModel(nn.Module):
 
     The same front end and normalisation as :class:`~audiorec.models.classifier.CommandClassifier`,
     for utterances of different lengths in one batch: the statistics of each utterance are taken
-    over its own frames only, and the padding is set to zero, so a padded utterance is seen
-    exactly as it would be alone.
+    over its own frames only, and the padding is set to zero, so a padded utterance is seen as it
+    would be alone, except for its last frame, whose STFT window reaches into the padding instead
+    of the reflected signal (tests/test_asr.py measures the difference).
 
     Parameters
     ----------

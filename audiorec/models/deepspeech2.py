@@ -55,10 +55,11 @@ class DeepSpeech2(nn.Module):
     spelled letters and digits 5 or more frames per character, and halve the recurrent layers'
     work on a CPU (a 3-second utterance has 75 output frames for at most about 45 characters). Each recurrent layer is followed by layer normalisation
     (Ba et al. 2016) rather than the paper's sequence-wise batch normalisation, which needs the
-    padding masked out of its statistics. With valid lengths given, the recurrent layers run on
-    packed sequences, so the backward direction starts at each utterance's own last frame and the
-    padding of a batch changes nothing; without them (one utterance, as in export) they run on
-    the whole input.
+    padding masked out of its statistics. With valid lengths given, the padding is zeroed after
+    each convolution (the next one would otherwise see values a lone utterance does not have) and
+    the recurrent layers run on packed sequences, so the backward direction starts at each
+    utterance's own last frame; without them (one utterance, as in export) they run on the whole
+    input.
     """
 
     time_stride = 4
