@@ -77,7 +77,7 @@ def onnx_rtf(model: Path, run: Path) -> dict:
 
 def run_protocol(name: str, out: Path, existing: Path | None, seed: int) -> dict:
     run = existing or out / name
-    command = ["train", "--task", "asr", *PROTOCOLS[name], "--out", str(out / name), "--seed", str(seed), "--quiet"]
+    command = ["train", "--task", "asr", *PROTOCOLS[name], "--out", str(run), "--seed", str(seed), "--quiet"]
     if existing is None:
         shutil.rmtree(run, ignore_errors=True)
         wall, peak = timed(command)
@@ -88,7 +88,7 @@ def run_protocol(name: str, out: Path, existing: Path | None, seed: int) -> dict
     result = {
         "protocol": name,
         "command": "audiorec " + " ".join(a.replace(str(DATA), "../shared/data").replace(str(ROOT) + "/", "")
-                                          .replace(str(out) + "/", "runs/") for a in command[:-1]),
+                                          for a in command[:-1]),
         "wer": metrics["wer"], "cer": metrics["cer"], "n_words": metrics["n_words"], "n_test": metrics["n_test"],
         "substitutions": metrics["substitutions"], "deletions": metrics["deletions"], "insertions": metrics["insertions"],
         "epochs": metrics["epochs"], "n_parameters": metrics["n_parameters"], "train_time_s": metrics["train_time_s"],
