@@ -408,10 +408,11 @@ def _export_asr_run(run: RunDir, out: Path, max_clips: int, started: float, prog
     exported = Transcriber.load(out, threads=1)
     diff, texts_torch, texts_onnx = 0.0, [], []
     for wave in waves:
-        p_torch, p_onnx = np.exp(reference.log_probs(wave)), np.exp(exported.log_probs(wave))
-        diff = max(diff, float(np.abs(p_torch - p_onnx).max()))
-        texts_torch.append(reference.transcribe(wave).text)
-        texts_onnx.append(exported.transcribe(wave).text)
+        lp_torch, lp_onnx = reference.log_probs(wave), exported.log_probs(wave)
+        diff = max(diff, float(np.abs(np.exp(lp_torch) - np.exp(lp_onnx)).max()))
+        duration_s = len(wave) / reference.sample_rate
+        texts_torch.append(reference.decode(lp_torch, duration_s).text)
+        texts_onnx.append(exported.decode(lp_onnx, duration_s).text)
     rates = {}
     if all(u.text for u in utterances):
         refs = [u.text for u in utterances]

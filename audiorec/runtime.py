@@ -448,9 +448,30 @@ class Transcriber:
         if sample_rate is not None and int(sample_rate) != self.sample_rate:
             raise ValueError(f"audio at {sample_rate} Hz given to a model trained at {self.sample_rate} Hz; "
                              "resample it first (audiorec.audio.resample) or pass a file")
-        spans = ctc_greedy_alignment(self.log_probs(waveform))
+        return self.decode(self.log_probs(waveform), len(waveform) / self.sample_rate, path)
+
+    def decode(self, log_probs: np.ndarray, duration_s: float, path: str | None = None) -> Transcription:
+        """Greedy CTC decoding of per-frame log-probabilities into text and word timings.
+
+        Parameters
+        ----------
+        log_probs : np.ndarray [shape=(n_frames, n_tokens)]
+            As :meth:`log_probs` returns them.
+        duration_s : float
+            Length of the audio in seconds; no word ends after it.
+        path : str, optional
+            Carried into the result.
+
+        Returns
+        -------
+        Transcription
+
+        References
+        ----------
+        Graves et al. 2006 (best-path decoding: argmax per frame, repeats merged, blanks dropped).
+        """
+        spans = ctc_greedy_alignment(log_probs)
         text = tokens_to_text(self.vocab, [s.token for s in spans])
-        duration_s = len(waveform) / self.sample_rate
         # The last output frame covers the padding of the final hops; no word ends after the audio.
         words = [replace(w, end_s=min(w.end_s, duration_s), start_s=min(w.start_s, duration_s))
                  for w in word_timings(spans, self.vocab, self.frame_s)]

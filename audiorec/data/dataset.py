@@ -168,6 +168,10 @@ def collate_utterances(items):
         Token ids, concatenated (the layout ``torch.nn.CTCLoss`` takes).
     target_lengths : torch.Tensor [shape=(batch,)]
     texts : list of str
+
+    References
+    ----------
+    ``torch.nn.CTCLoss`` (the concatenated-targets form of Graves et al. 2006's loss).
     """
     waves, targets, texts = zip(*items)
     lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
