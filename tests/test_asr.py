@@ -32,10 +32,14 @@ def test_deepspeech2_shapes_and_lengths():
     model = DeepSpeech2(n_features=40, n_tokens=28, size="XS").eval()
     features = torch.randn(3, 40, 301)
     logits, lengths = model(features, torch.tensor([301, 200, 9]))
-    assert logits.shape == (3, 76, 28)  # 301 frames -> 151 -> 76
+    assert logits.shape == (3, 76, 28)  # XS: 301 frames -> 151 -> 76 (40 ms at a 10 ms hop)
     assert lengths.tolist() == [76, 50, 3]
     logits, lengths = model(features)
     assert lengths.tolist() == [76, 76, 76]
+    model = DeepSpeech2(n_features=40, n_tokens=28, size="S").eval()
+    logits, lengths = model(features, torch.tensor([301, 200, 9]))
+    assert logits.shape == (3, 151, 28) and model.time_stride == 2  # 301 frames -> 151 (20 ms)
+    assert lengths.tolist() == [151, 100, 5] and model.output_lengths(torch.tensor([9])).tolist() == [5]
     with pytest.raises(ValueError, match="deepspeech2 size"):
         DeepSpeech2(40, 28, size="XXL")
     with pytest.raises(ValueError, match="rnn_type"):
