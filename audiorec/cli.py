@@ -31,6 +31,9 @@ examples:
   audiorec data report ../shared/data/fsdd --out fsdd_report.html
 """
 
+# audiorec.data.corpora.LAYOUTS, spelled out so that --help does not import the audio stack
+CORPUS_LAYOUTS = ("auto", "fsdd", "folders", "speaker_folders", "an4", "librispeech", "yesno", "transcripts")
+
 
 def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="import, validate, report on and synthesise corpora")
@@ -45,9 +48,7 @@ def _add_data_commands(sub) -> None:
     )
     imp.add_argument("root", help="corpus folder")
     imp.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    imp.add_argument("--layout", default="auto",
-                     choices=["auto", "fsdd", "folders", "speaker_folders", "an4", "librispeech", "yesno",
-                              "transcripts"],
+    imp.add_argument("--layout", default="auto", choices=CORPUS_LAYOUTS,
                      help="fsdd: <digit>_<speaker>_<n>.wav; folders: DIR/<label>/<file>; "
                      "speaker_folders: DIR/<speaker>/<label>/<file>; transcribed corpora (text, speaker and "
                      "subset instead of a label): an4: CMU AN4 (DIR/etc/an4_{train,test}.transcription); "
@@ -64,9 +65,9 @@ def _add_data_commands(sub) -> None:
         "per speaker), the excluded files with reasons, and example spectrograms per label.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    report.add_argument("source", help="corpus folder or .jsonl manifest")
+    report.add_argument("source", help="corpus folder, .csv/.tsv transcript table, or .jsonl manifest")
     report.add_argument("--out", required=True, help="HTML file to write")
-    report.add_argument("--layout", default="auto", choices=["auto", "fsdd", "folders", "speaker_folders"],
+    report.add_argument("--layout", default="auto", choices=CORPUS_LAYOUTS,
                         help="corpus layout of a folder (see 'data import')")
     report.add_argument("--clips-per-label", type=int, default=4, help="example spectrograms per label")
     report.add_argument("--max-labels", type=int, default=30, help="labels in the example grid at most (the most frequent)")
@@ -471,8 +472,12 @@ def _cmd_data_report(args) -> int:
 
     out, report = write_report(args.source, args.out, args.layout, _validation_config(args),
                                args.clips_per_label, args.max_labels, progress=not args.quiet)
-    labels = {c.label for c in report.clips}
-    print(f"{len(report.clips)} clips, {len(labels)} labels, {len({c.speaker for c in report.clips} - {None})} "
+    if report.texts:
+        words = [w for c in report.clips for w in report.texts.get(c.path, "").split()]
+        content = f"{len(words)} words, a vocabulary of {len(set(words))}"
+    else:
+        content = f"{len({c.label for c in report.clips})} labels"
+    print(f"{len(report.clips)} clips, {content}, {len({c.speaker for c in report.clips} - {None})} "
           f"speakers; {len(report.rejected)} files excluded")
     print(f"wrote {out}")
     return 0

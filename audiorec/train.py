@@ -30,6 +30,7 @@ from audiorec.data.corpora import import_corpus
 from audiorec.data.dataset import BucketBatchSampler, ClipDataset, UtteranceDataset, collate_utterances, load_waveforms
 from audiorec.data.manifest import Utterance, read_manifest, write_manifest
 from audiorec.data.splits import Split, speaker_split
+from audiorec.data.transcribed import TABLE_SUFFIXES
 from audiorec.evaluate import evaluate, evaluate_transcripts
 from audiorec.models import build_asr_model, build_model, count_parameters
 from audiorec.models.classifier import CommandClassifier
@@ -65,7 +66,7 @@ def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, pr
         ``data`` does not exist, or holds no labelled (transcribed) clips.
     """
     path = Path(data).expanduser()
-    if path.is_file() and path.suffix.lower() not in (".csv", ".tsv"):
+    if path.is_file() and path.suffix.lower() not in TABLE_SUFFIXES:
         utterances = read_manifest(path)
     elif path.exists():
         result = import_corpus(path, config.data.layout, config.data.validation, progress=progress)

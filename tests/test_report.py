@@ -39,7 +39,7 @@ class Page(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.rows: dict[str, dict[str, list[str]]] = {"label": {}, "speaker": {}}
+        self.rows: dict[str, dict[str, list[str]]] = {"label": {}, "subset": {}, "speaker": {}}
         self.images: list[str] = []
         self.external: list[str] = []
         self._row = None
@@ -172,3 +172,26 @@ def test_fsdd_manifest_report_matches_the_corpus(tmp_path):
     assert {label: row[1] for label, row in page.rows["label"].items()} == {"0": "100", "1": "100"}
     assert {s: row[1] for s, row in page.rows["speaker"].items()} == {"george": "100", "lucas": "100"}
     assert {c.sample_rate for c in report.clips} == {8000}
+
+
+def test_report_of_a_transcribed_corpus_shows_its_transcripts(tmp_path, capsys):
+    """A transcript table: words, vocabulary and speaking rate per subset instead of one unlabelled class."""
+    audio = tmp_path / "audio"
+    for name, seconds in (("a", 1.0), ("b", 2.0), ("c", 1.0)):
+        write_sine(audio / f"{name}.wav", 440.0, duration_s=seconds)
+    table = tmp_path / "transcripts.csv"
+    table.write_text("path,text,speaker,subset\n"
+                     "audio/a.wav,Go left,anna,train\n"
+                     "audio/b.wav,\"go right, then stop\",ben,train\n"
+                     "audio/c.wav,STOP,cleo,test\n")
+    code, out, _ = run_cli(capsys, "data", "report", table, "--out", tmp_path / "r.html", "--quiet")
+    assert code == 0 and "3 clips, 7 words, a vocabulary of 5, 3 speakers; 0 files excluded" in out
+    html = (tmp_path / "r.html").read_text()
+    page = parse(html)
+    assert "<h2>Transcripts</h2>" in html and "<h2>Labels</h2>" not in html
+    assert re.search(r'id="n-words">7<', html) and re.search(r"id='n-vocabulary'>5<", html)
+    # subset, utterances, speakers, words, vocabulary, minutes, median words, median words per second
+    assert page.rows["subset"]["train"][:5] == ["train", "2", "2", "6", "5"]
+    assert page.rows["subset"]["test"][:5] == ["test", "1", "1", "1", "1"]
+    assert page.rows["subset"]["train"][6:] == ["3.0", "2.0"]  # 2 and 4 words, each 2 words per second
+    assert page.rows["speaker"]["ben"][:3] == ["ben", "1", "0.03"]  # minutes, not labels

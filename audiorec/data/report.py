@@ -3,6 +3,8 @@
 The page holds counts per label and per speaker, a duration histogram, sample rates and channel
 counts, loudness (peak, speech level, noise floor and their difference per speaker), the
 validation findings of the import (excluded files and why) and example spectrograms per label.
+A transcribed corpus (AN4, LibriSpeech, yesno, a transcript table) gets its transcripts in place
+of the labels: words and vocabulary per subset, speaking rate, the most frequent words, characters.
 Images are embedded as base64 PNG, so the page is one file that opens anywhere, offline.
 
 A folder is imported with :func:`~audiorec.data.corpora.import_corpus` (the same validation as
@@ -29,6 +31,7 @@ from tqdm import tqdm
 from audiorec.audio import SAMPLE_RATE, AudioError, decode_audio, rms, to_mono
 from audiorec.data.corpora import ValidationConfig, import_corpus
 from audiorec.data.manifest import read_manifest
+from audiorec.data.transcribed import TABLE_SUFFIXES
 from audiorec.plots.files import MAX_LABELS, NO_LABEL, PER_LABEL, Entry, load_examples, order_examples
 from audiorec.plots.sound import label_grid_figure
 from audiorec.plots.style import figure_bytes, styled
@@ -175,6 +178,10 @@ class CorpusReport:
         Label -> ``(caption, 16 kHz waveform)`` for the example grid.
     examples_note : str
         Said when not every label is in the grid.
+    texts : dict of str to str
+        Path -> normalised transcript, for a transcribed corpus; empty for commands.
+    subsets : dict of str to str
+        Path -> the corpus's own partition (e.g. AN4 ``train``/``test``), where it has one.
     """
 
     source: str
@@ -184,6 +191,8 @@ class CorpusReport:
     findings_source: str = ""
     examples: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)
     examples_note: str = ""
+    texts: dict[str, str] = field(default_factory=dict)
+    subsets: dict[str, str] = field(default_factory=dict)
 
 
 def _findings_next_to(manifest: Path) -> tuple[list[tuple[str, str]], str]:
@@ -211,9 +220,9 @@ def analyse_corpus(
     Parameters
     ----------
     source : str or Path
-        Corpus folder or ``.jsonl`` manifest.
+        Corpus folder, ``.csv``/``.tsv`` transcript table, or ``.jsonl`` manifest.
     layout : str
-        Folder layout (``auto``, ``fsdd``, ``folders``, ``speaker_folders``).
+        Folder layout, one of :data:`audiorec.data.corpora.LAYOUTS` (``auto`` detects it).
     validation : ValidationConfig, optional
         Thresholds of the folder import.
     per_label, max_labels : int
@@ -231,7 +240,7 @@ def analyse_corpus(
         No such folder or manifest, a malformed manifest or import report, or no readable clip.
     """
     path = Path(source).expanduser()
-    if path.is_dir():
+    if path.is_dir() or (path.is_file() and path.suffix.lower() in TABLE_SUFFIXES):
         imported = import_corpus(path, layout, validation, progress=progress)
         utterances, rejected, layout_used = imported.utterances, list(imported.rejected), imported.layout
         findings = f"validation during this import ({_describe_validation(validation or ValidationConfig())})"
@@ -263,7 +272,9 @@ def analyse_corpus(
     readable = {c.path for c in clips}
     ordered, note = order_examples([e for e in entries if e.path in readable], max_labels)
     examples, _ = load_examples(ordered, per_label, SAMPLE_RATE)
-    return CorpusReport(str(source), layout_used, clips, rejected, findings, examples, note)
+    texts = {u.path: u.text for u in utterances if u.text is not None}
+    subsets = {u.path: u.subset for u in utterances if u.subset is not None}
+    return CorpusReport(str(source), layout_used, clips, rejected, findings, examples, note, texts, subsets)
 
 
 def _describe_validation(v: ValidationConfig) -> str:
@@ -356,8 +367,9 @@ def render_report(report: CorpusReport) -> str:
     Returns
     -------
     str
-        A complete HTML5 document. Per-label table rows carry ``data-label="<label>"`` and
-        per-speaker rows ``data-speaker="<speaker>"``, for scripts that read the page.
+        A complete HTML5 document. Per-label table rows carry ``data-label="<label>"`` (per-subset
+        rows of a transcribed corpus ``data-subset="<subset>"``) and per-speaker rows
+        ``data-speaker="<speaker>"``, for scripts that read the page.
     """
     clips = report.clips
     esc = html.escape
@@ -376,14 +388,62 @@ def render_report(report: CorpusReport) -> str:
         + f" &middot; written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by <code>audiorec data report</code></p>",
         '<div class="cards">',
         f'<div class="card"><b id="n-clips">{len(clips)}</b>clips</div>',
-        f'<div class="card"><b id="n-labels">{len(labels)}</b>labels</div>',
+        (f'<div class="card"><b id="n-words">{sum(len(report.texts[c.path].split()) for c in clips if c.path in report.texts)}</b>words</div>'
+         if report.texts else f'<div class="card"><b id="n-labels">{len(labels)}</b>labels</div>'),
         f'<div class="card"><b id="n-speakers">{len(speakers)}</b>speakers</div>',
         f'<div class="card"><b>{durations.sum() / 60:.1f} min</b>of audio</div>',
         f'<div class="card"><b id="n-excluded">{len(report.rejected)}</b>excluded</div>',
         "</div>",
     ]
 
-    # labels
+    if report.texts:
+        parts += _transcript_section(report)
+    else:
+        parts += _label_section(clips)
+    parts += _speaker_section(clips, speakers, transcribed=bool(report.texts))
+    parts += _rest_sections(report)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _transcript_section(report: CorpusReport) -> list[str]:
+    """Transcripts: utterances, words, vocabulary and speaking rate per subset, frequent words, characters."""
+    clips = [c for c in report.clips if c.path in report.texts]
+    words_of = {c.path: report.texts[c.path].split() for c in clips}
+    all_words = Counter(w for c in clips for w in words_of[c.path])
+    by_subset: dict[str, list[ClipStats]] = {}
+    for c in clips:
+        by_subset.setdefault(report.subsets.get(c.path, "(none)"), []).append(c)
+    rows = []
+    for subset, cs in sorted(by_subset.items()):
+        n_words = sum(len(words_of[c.path]) for c in cs)
+        minutes = sum(c.duration_s for c in cs) / 60
+        rows.append((subset, len(cs), len({c.speaker for c in cs if c.speaker is not None}), n_words,
+                     len({w for c in cs for w in words_of[c.path]}), f"{minutes:.2f}",
+                     _median([len(words_of[c.path]) for c in cs]),
+                     _median([len(words_of[c.path]) / c.duration_s for c in cs if c.duration_s > 0])))
+    characters = Counter(ch for c in clips for ch in report.texts[c.path] if not ch.isspace())
+    untranscribed = len(report.clips) - len(clips)
+    parts = [
+        "<h2>Transcripts</h2>",
+        f"<p>{len(clips)} transcribed utterances, {sum(all_words.values())} words, a vocabulary of "
+        f"<b id='n-vocabulary'>{len(all_words)}</b> words"
+        + (f"; {untranscribed} clips without a transcript" if untranscribed else "")
+        + ". Speaking rate is words per second of audio (silence included); a subset is the corpus's own "
+        "partition (its <code>test</code> subset is the test set).</p>",
+        _table(["subset", "utterances", "speakers", "words", "vocabulary", "minutes", "median words",
+                "median words/s"], rows, [False] + [True] * 7, row_key="subset"),
+    ]
+    top = [w for w, _ in all_words.most_common(MAX_BARS)]
+    parts.append(_img(_bar_figure(top, [all_words[w] for w in top], "occurrences",
+                                  f"the {len(top)} most frequent words"), "most frequent words"))
+    parts.append(f"<p>{len(characters)} characters: <code>{html.escape(''.join(sorted(characters)))}</code></p>")
+    return parts
+
+
+def _label_section(clips: Sequence[ClipStats]) -> list[str]:
+    """Labels: clips, speakers and durations per label."""
+    parts: list[str] = []
     by_label: dict[str, list[ClipStats]] = {}
     for c in clips:
         by_label.setdefault(c.label if c.label is not None else NO_LABEL, []).append(c)
@@ -402,9 +462,12 @@ def render_report(report: CorpusReport) -> str:
                       "clips per label"))
     parts.append(_table(["label", "clips", "speakers", "minutes", "median s", "shortest s", "longest s"],
                         label_rows, [False] + [True] * 6, row_key="label"))
+    return parts
 
-    # speakers
-    parts.append("<h2>Speakers</h2>")
+
+def _speaker_section(clips: Sequence[ClipStats], speakers: Counter, transcribed: bool) -> list[str]:
+    """Speakers: clips, labels (or minutes of a transcribed corpus) and levels per speaker."""
+    parts = ["<h2>Speakers</h2>"]
     if speakers:
         by_speaker: dict[str, list[ClipStats]] = {}
         for c in clips:
@@ -419,13 +482,22 @@ def render_report(report: CorpusReport) -> str:
         parts.append(_img(_bar_figure(top, [speakers[s] for s in top], "clips",
                                       "clips per speaker" + (f" (the {MAX_BARS} largest)" if len(speakers) > MAX_BARS else "")),
                           "clips per speaker"))
-        rows = [(s, len(cs), len({c.label for c in cs}), _median([c.speech_dbfs for c in cs]),
-                 _median([c.noise_floor_dbfs for c in cs]), _median([c.snr_db for c in cs]))
+        rows = [(s, len(cs), f"{sum(c.duration_s for c in cs) / 60:.2f}" if transcribed else len({c.label for c in cs}),
+                 _median([c.speech_dbfs for c in cs]), _median([c.noise_floor_dbfs for c in cs]),
+                 _median([c.snr_db for c in cs]))
                 for s, cs in sorted(by_speaker.items(), key=lambda item: (-len(item[1]), item[0]))]
-        parts.append(_table(["speaker", "clips", "labels", "speech dBFS", "noise floor dBFS", "SNR dB"], rows,
-                            [False] + [True] * 5, row_key="speaker"))
+        parts.append(_table(["speaker", "clips", "minutes" if transcribed else "labels", "speech dBFS",
+                             "noise floor dBFS", "SNR dB"], rows, [False] + [True] * 5, row_key="speaker"))
     else:
         parts.append("<p>No speaker information: splits will treat every file as its own group.</p>")
+    return parts
+
+
+def _rest_sections(report: CorpusReport) -> list[str]:
+    """Durations, sample rates and channels; loudness; validation findings; example spectrograms."""
+    clips, esc = report.clips, html.escape
+    durations = np.array([c.duration_s for c in clips])
+    parts: list[str] = []
 
     # durations, rates, channels
     rates = Counter(c.sample_rate for c in clips)
@@ -476,8 +548,7 @@ def render_report(report: CorpusReport) -> str:
                      + "</p>")
         parts.append(_img(label_grid_figure(report.examples, SAMPLE_RATE, "spectrogram", note=report.examples_note),
                           "example spectrograms per label"))
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 def write_report(

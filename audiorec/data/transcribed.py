@@ -47,6 +47,7 @@ _YESNO_NAME = re.compile(r"^[01](?:_[01])+$")
 _YESNO_WORDS = {"0": "no", "1": "yes"}
 _YESNO_SPEAKER = "yesno"  # SLR1 has a single, anonymous speaker
 _TABLE_DELIMITERS = {".csv": ",", ".tsv": "\t"}
+TABLE_SUFFIXES = tuple(_TABLE_DELIMITERS)  # a file with one of these is a transcript table, not a manifest
 # A LibriSpeech transcript is ROOT/<speaker>/<chapter>/<file> when ROOT is one subset, one level
 # deeper from the LibriSpeech folder, and one more tolerates ROOT being the folder the archive was
 # unpacked into.
