@@ -25,34 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-AUDIOREC = str(ROOT / ".venv" / "bin" / "audiorec")
+from _common import DATA, ROOT, run_and_save, timed
 
 PROTOCOLS = {
     "yesno": ["--data", str(DATA / "yesno"), "--config", str(ROOT / "configs" / "asr_yesno.yaml")],
     "an4": ["--data", str(DATA / "an4")],
 }
-
-
-def timed(args: list[str]) -> tuple[float, float]:
-    """Run ``audiorec ARGS`` under GNU time; return (wall seconds, peak RSS MB)."""
-    print("$ audiorec", " ".join(a.replace(str(DATA), "../shared/data").replace(str(ROOT) + "/", "") for a in args), flush=True)
-    proc = subprocess.run(["/usr/bin/time", "-v", AUDIOREC, *args], capture_output=True, text=True)
-    sys.stdout.write(proc.stdout)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f"audiorec {args[0]} failed with exit code {proc.returncode}")
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
-    return int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3)), peak_kb / 1024
 
 
 def onnx_rtf(model: Path, run: Path) -> dict:
@@ -124,16 +106,8 @@ def main() -> None:
     names = args.only or list(PROTOCOLS)
     if args.existing and len(names) != 1:
         raise SystemExit("--existing needs exactly one --only protocol")
-    results_dir = ROOT / "benchmarks" / "results"
-    results_path = results_dir / "asr.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    for name in names:
-        results[name] = run_protocol(name, Path(args.out), Path(args.existing) if args.existing else None, args.seed)
-        print(json.dumps(results[name], indent=2), flush=True)
-        results_dir.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
-        (results_dir / "asr.md").write_text(markdown(results))
-    print(markdown(results))
+    existing = Path(args.existing) if args.existing else None
+    run_and_save(names, "asr", lambda name: run_protocol(name, Path(args.out), existing, args.seed), markdown)
 
 
 if __name__ == "__main__":

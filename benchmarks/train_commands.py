@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-AUDIOREC = str(ROOT / ".venv" / "bin" / "audiorec")
+from _common import DATA, ROOT, run_and_save
+from _common import timed as timed_command
+
 TRAIN_NOISES = ["dude_miaowing", "exercise_bike", "pink_noise", "white_noise"]
 TEST_NOISES = ["running_tap", "doing_the_dishes"]
 SC12 = str(DATA / "speech_commands_v2_test")
@@ -64,15 +61,7 @@ def timed(args: list[str], seed: int) -> tuple[float, float]:
     """Run ``audiorec ARGS`` under GNU time; return (wall seconds, peak RSS MB)."""
     if args[0] in ("train", "cv"):
         args = [*args, "--seed", str(seed), "--quiet"]
-    print("$ audiorec", " ".join(a.replace(str(DATA), "../shared/data") for a in args), flush=True)
-    proc = subprocess.run(["/usr/bin/time", "-v", AUDIOREC, *args], capture_output=True, text=True)
-    sys.stdout.write(proc.stdout)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f"audiorec {args[0]} failed with exit code {proc.returncode}")
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
-    return int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3)), peak_kb / 1024
+    return timed_command(args)
 
 
 def command_text(commands: list[list[str]], out: Path) -> str:
@@ -137,16 +126,8 @@ def main() -> None:
     unknown = sorted(set(args.only or []) - set(available))
     if unknown:
         raise SystemExit(f"unknown protocols {unknown}; choose from {sorted(available)}")
-    results_dir = ROOT / "benchmarks" / "results"
-    results_path = results_dir / "commands.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    for name in args.only or list(available):
-        results[name] = run_protocol(name, available[name], out, args.seed)
-        print(json.dumps(results[name], indent=2), flush=True)
-        results_dir.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
-        (results_dir / "commands.md").write_text(markdown(results))
-    print(markdown(results))
+    run_and_save(args.only or list(available), "commands", lambda name: run_protocol(name, available[name], out, args.seed),
+                 markdown)
 
 
 if __name__ == "__main__":

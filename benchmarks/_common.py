@@ -1,0 +1,57 @@
+"""What the training benchmarks share: where things are, timing a command, saving the results.
+
+Imported by the scripts in this folder (run as ``python benchmarks/<script>.py``, so the folder
+is on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+AUDIOREC = str(ROOT / ".venv" / "bin" / "audiorec")
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def timed(args: list[str]) -> tuple[float, float]:
+    """Run ``audiorec ARGS`` under GNU ``/usr/bin/time -v``.
+
+    Returns
+    -------
+    (float, float)
+        Wall-clock seconds and peak resident memory in MB.
+
+    Raises
+    ------
+    SystemExit
+        The command failed (its stderr is printed).
+    """
+    print("$ audiorec", " ".join(a.replace(str(DATA), "../shared/data").replace(str(ROOT) + "/", "") for a in args), flush=True)
+    proc = subprocess.run(["/usr/bin/time", "-v", AUDIOREC, *args], capture_output=True, text=True)
+    sys.stdout.write(proc.stdout)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"audiorec {args[0]} failed with exit code {proc.returncode}")
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
+    return int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3)), peak_kb / 1024
+
+
+def run_and_save(names: list[str], stem: str, run: Callable[[str], dict], markdown: Callable[[dict], str]) -> None:
+    """Run each protocol and save after each one: ``results/<stem>.json`` (merged with the
+    protocols already there) and ``results/<stem>.md`` (the README's table), then print the table."""
+    results_path = RESULTS / f"{stem}.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for name in names:
+        results[name] = run(name)
+        print(json.dumps(results[name], indent=2), flush=True)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        (RESULTS / f"{stem}.md").write_text(markdown(results))
+    print(markdown(results))
