@@ -49,7 +49,21 @@ def load_waveforms(
         return list(tqdm(results, total=len(utterances), desc=desc, unit="file", disable=not progress))
 
 
-class ClipDataset(torch.utils.data.Dataset):
+class _WaveformDataset(torch.utils.data.Dataset):
+    """Waveforms augmented from a stream seeded by ``(seed, epoch, index)``: what both data sets share."""
+
+    waveforms: list
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random stream for ``epoch`` (called by the training task)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.waveforms)
+
+
+class ClipDataset(_WaveformDataset):
     """Fixed-length labelled clips, augmented at random for training.
 
     Parameters
@@ -91,13 +105,6 @@ class ClipDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the random stream for ``epoch`` (called by the training task)."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.waveforms)
-
     def __getitem__(self, index: int):
         if self.augment is None:
             clip = self.waveforms[index]
@@ -106,7 +113,7 @@ class ClipDataset(torch.utils.data.Dataset):
         return torch.from_numpy(clip), self.targets[index]
 
 
-class UtteranceDataset(torch.utils.data.Dataset):
+class UtteranceDataset(_WaveformDataset):
     """Transcribed utterances of any length, augmented at random for training.
 
     Parameters
@@ -140,13 +147,6 @@ class UtteranceDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the random stream for ``epoch`` (called by the training task)."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.waveforms)
 
     def __getitem__(self, index: int):
         wave = self.waveforms[index]
