@@ -103,6 +103,19 @@ class BandPassConfig:
 
 
 @dataclass
+class EqConfig:
+    """A random seven-band parametric equaliser (low shelf, five peaks, high shelf), gains in dB.
+
+    Each band's gain is drawn from ``[min_gain_db, max_gain_db]``: the spectral tilt and
+    colouring of another microphone, room or voice.
+    """
+
+    p: float = 0.0
+    min_gain_db: float = -12.0
+    max_gain_db: float = 12.0
+
+
+@dataclass
 class GainConfig:
     """Gain in dB."""
 
@@ -131,6 +144,22 @@ class BackgroundNoiseConfig:
     min_snr_db: float = 0.0
     max_snr_db: float = 20.0
     paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BabbleConfig:
+    """Other training clips mixed in as competing talkers, at an SNR in dB.
+
+    Each augmented clip gets ``min_talkers`` to ``max_talkers`` other training clips (``_silence_``
+    clips left out), each scaled to the same level, summed, and mixed at the drawn SNR. Needs the
+    training clips, so it applies in ``audiorec train`` and not in ``audiorec augment``.
+    """
+
+    p: float = 0.0
+    min_snr_db: float = 5.0
+    max_snr_db: float = 25.0
+    min_talkers: int = 1
+    max_talkers: int = 3
 
 
 @dataclass
@@ -175,11 +204,13 @@ class AugmentConfig:
     pitch_shift: PitchShiftConfig = field(default_factory=PitchShiftConfig)
     tempo: TempoConfig = field(default_factory=TempoConfig)
     band_pass: BandPassConfig = field(default_factory=BandPassConfig)
+    eq: EqConfig = field(default_factory=EqConfig)
     echo: EchoConfig = field(default_factory=EchoConfig)
     reverb: ReverbConfig = field(default_factory=ReverbConfig)
     gain: GainConfig = field(default_factory=GainConfig)
     loudness: LoudnessConfig = field(default_factory=LoudnessConfig)
     background_noise: BackgroundNoiseConfig = field(default_factory=BackgroundNoiseConfig)
+    babble: BabbleConfig = field(default_factory=BabbleConfig)
     color_noise: ColorNoiseConfig = field(default_factory=ColorNoiseConfig)
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     mixup: MixupConfig = field(default_factory=MixupConfig)
@@ -209,6 +240,8 @@ def check_augment_config(config: AugmentConfig) -> list[tuple[str, object]]:
         bad.append(("time_shift.max_ms", config.time_shift.max_ms))
     if config.mixup.alpha <= 0:
         bad.append(("mixup.alpha", config.mixup.alpha))
+    if config.babble.min_talkers < 1:
+        bad.append(("babble.min_talkers", config.babble.min_talkers))
     return bad
 
 
@@ -331,6 +364,71 @@ class BackgroundNoise(BaseWaveformTransform):
         noise = self.noises[self.parameters["index"]][1]
         start = self.parameters["offset"]
         return mix_at_snr(samples, noise[start : start + len(samples)], self.parameters["snr_db"])
+
+
+class Babble(BaseWaveformTransform):
+    """Mix one to a few other speech clips into a clip, as competing talkers at a random SNR.
+
+    Each talker is one clip of ``pool`` at unit RMS, placed at a random start (a random excerpt
+    when longer than the clip); the talkers are summed and mixed with :func:`mix_at_snr`, the SNR
+    measured over the whole clip. With few training speakers this is the augmentation that needs
+    no data beyond the corpus: the model learns to follow the loudest talker rather than any cue
+    of the other speakers' voices.
+
+    Parameters
+    ----------
+    pool : list of np.ndarray [shape=(n,)]
+        Speech clips at the clip's sample rate; silent ones are left out.
+    min_snr_db, max_snr_db : float
+    min_talkers, max_talkers : int >= 1
+    p : float
+
+    Raises
+    ------
+    ValueError
+        ``pool`` holds no clip that is not silent.
+
+    References
+    ----------
+    Snyder et al. 2015, "MUSAN: A Music, Speech, and Noise Corpus" (babble of 3-7 talkers mixed
+    at 13-20 dB SNR, as in Kaldi's x-vector augmentation, Snyder et al. 2018); here the talkers
+    come from the training set itself.
+    """
+
+    supports_multichannel = False
+
+    def __init__(self, pool: Sequence[np.ndarray], min_snr_db: float, max_snr_db: float, min_talkers: int,
+                 max_talkers: int, p: float):
+        super().__init__(p)
+        self.pool = [clip for clip in pool if len(clip) and np.any(clip)]
+        if not self.pool:
+            raise ValueError("babble needs at least one training clip that is not silent")
+        self.min_snr_db, self.max_snr_db = min_snr_db, max_snr_db
+        self.min_talkers, self.max_talkers = min_talkers, max_talkers
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            talkers = random.randint(self.min_talkers, self.max_talkers)
+            indices = [random.randrange(len(self.pool)) for _ in range(talkers)]
+            self.parameters["talkers"] = talkers
+            self.parameters["indices"] = indices
+            # Positive: where the talker starts in the clip; negative: where the excerpt starts in the talker.
+            self.parameters["starts"] = [random.randint(0, len(samples) - len(self.pool[i])) if len(self.pool[i]) <= len(samples)
+                                         else -random.randint(0, len(self.pool[i]) - len(samples)) for i in indices]
+            self.parameters["snr_db"] = random.uniform(self.min_snr_db, self.max_snr_db)
+
+    def apply(self, samples, sample_rate):
+        babble = np.zeros(len(samples), dtype=np.float32)
+        for index, start in zip(self.parameters["indices"], self.parameters["starts"]):
+            talker = self.pool[index] / rms(self.pool[index])
+            if start >= 0:
+                babble[start : start + len(talker)] += talker
+            else:
+                babble += talker[-start : -start + len(samples)]
+        if not np.any(babble):  # an excerpt of a long clip's leading or trailing silence
+            return samples
+        return mix_at_snr(samples, babble, self.parameters["snr_db"])
 
 
 class Speed(BaseWaveformTransform):
@@ -493,7 +591,7 @@ class WaveformAugment:
     """The configured chain of waveform effects, applied to one clip at a time.
 
     Order: speed -> cut/pad to the clip length -> time shift -> pitch shift -> tempo -> band-pass
-    -> echo -> reverb -> gain -> loudness -> recorded noise -> coloured noise. Channel and room
+    -> equaliser -> echo -> reverb -> gain -> loudness -> recorded noise -> babble -> coloured noise. Channel and room
     effects come before the noise, as in a real recording; the noise is added last so the SNR is
     the one drawn.
 
@@ -507,6 +605,9 @@ class WaveformAugment:
         (:func:`~audiorec.audio.fit_to_length`); None keeps the length.
     noises : list of (name, np.ndarray), optional
         Preloaded recordings for ``background_noise`` (default: loaded from its ``paths``).
+    babble : list of np.ndarray, optional
+        The training clips that ``babble`` draws its talkers from (:class:`Babble`); without
+        them the effect is off.
 
     Raises
     ------
@@ -515,7 +616,8 @@ class WaveformAugment:
 
     References
     ----------
-    Ko et al. 2015 (speed perturbation); Ko et al. 2017 (simulated reverberation); Warden 2018
+    Ko et al. 2015 (speed perturbation); Ko et al. 2017 (simulated reverberation); Snyder et al.
+    2015 (babble); Warden 2018
     (time shift and background noise in the Speech Commands recipe); Park et al. 2019 (SpecAugment).
     """
 
@@ -525,6 +627,7 @@ class WaveformAugment:
         sample_rate: int,
         clip_samples: int | None = None,
         noises: list[tuple[str, np.ndarray]] | None = None,
+        babble: Sequence[np.ndarray] | None = None,
     ):
         self.config, self.sample_rate, self.clip_samples = config, sample_rate, clip_samples
         c = config
@@ -535,6 +638,7 @@ class WaveformAugment:
             ("pitch_shift", am.PitchShift(c.pitch_shift.min_semitones, c.pitch_shift.max_semitones, p=c.pitch_shift.p)),
             ("tempo", am.TimeStretch(c.tempo.min_rate, c.tempo.max_rate, leave_length_unchanged=True, p=c.tempo.p)),
             ("band_pass", BandPass(c.band_pass)),
+            ("eq", am.SevenBandParametricEQ(c.eq.min_gain_db, c.eq.max_gain_db, p=c.eq.p)),
             ("echo", Echo(c.echo)),
             ("reverb", Reverb(c.reverb)),
             ("gain", am.Gain(c.gain.min_db, c.gain.max_db, p=c.gain.p)),
@@ -543,6 +647,9 @@ class WaveformAugment:
         if c.background_noise.p > 0 and c.background_noise.paths:
             noises = noises if noises is not None else load_noise(c.background_noise.paths, sample_rate)
             effects.append(("background_noise", BackgroundNoise(noises, c.background_noise.min_snr_db, c.background_noise.max_snr_db, c.background_noise.p)))
+        if c.babble.p > 0 and babble:
+            effects.append(("babble", Babble(babble, c.babble.min_snr_db, c.babble.max_snr_db, c.babble.min_talkers,
+                                             c.babble.max_talkers, c.babble.p)))
         effects.append(("color_noise", am.AddColorNoise(c.color_noise.min_snr_db, c.color_noise.max_snr_db, c.color_noise.min_f_decay, c.color_noise.max_f_decay, p=c.color_noise.p)))
         self.effects = [(name, effect) for name, effect in effects if effect.p > 0]
 
@@ -578,10 +685,14 @@ class WaveformAugment:
     def _apply(self, name: str, effect: BaseWaveformTransform, clip: np.ndarray, applied: list[dict]) -> np.ndarray:
         out = effect(clip, self.sample_rate)
         if effect.parameters.get("should_apply"):
-            params = {k: _plain(v) for k, v in effect.parameters.items() if k not in ("should_apply", "index")}
+            params = {k: _plain(v) for k, v in effect.parameters.items() if k not in ("should_apply", "index", "indices", "starts")}
             # Report levels in the config's units (dB), not only as audiomentations' ratios.
             if name == "gain":
                 params["gain_db"] = _plain(20 * np.log10(effect.parameters["amplitude_ratio"]))
+            if name == "eq":  # the bands' draws live in audiomentations' sub-filters
+                bands = [effect.low_shelf_filter, *effect.peaking_filters, effect.high_shelf_filter]
+                params["center_hz"] = [_plain(band.parameters["center_freq"]) for band in bands]
+                params["gain_db"] = [_plain(band.parameters["gain_db"]) for band in bands]
             if name == "color_noise" and effect.parameters["desired_noise_rms"] > 0:
                 params["snr_db"] = _plain(20 * np.log10(rms(clip) / effect.parameters["desired_noise_rms"]))
             applied.append({"effect": name, **params})

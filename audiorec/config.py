@@ -132,7 +132,8 @@ class TrainConfig:
         Largest gradient norm; 0 turns clipping off.
     label_smoothing : float
     patience : int
-        Epochs without a better validation accuracy before early stopping.
+        Epochs without a better validation accuracy (commands) or loss (speech recognition)
+        before early stopping.
     ema_decay : float
         Decay per step of the moving average of the weights used for validation and
         inference; 0 turns it off.

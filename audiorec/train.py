@@ -28,7 +28,7 @@ from audiorec.augment import WaveformAugment
 from audiorec.config import Config, ConfigError, config_from_yaml, to_yaml
 from audiorec.data.corpora import import_corpus
 from audiorec.data.dataset import BucketBatchSampler, ClipDataset, UtteranceDataset, collate_utterances, load_waveforms
-from audiorec.data.manifest import Utterance, read_manifest, write_manifest
+from audiorec.data.manifest import SILENCE_LABEL, Utterance, read_manifest, write_manifest
 from audiorec.data.splits import Split, speaker_split
 from audiorec.data.transcribed import TABLE_SUFFIXES
 from audiorec.evaluate import evaluate, evaluate_transcripts
@@ -297,7 +297,9 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         fit = fit_gmm(model, ClipDataset(waves["train"], train_targets, clip_samples), val_set, run, config.train.seed,
                       config.data.batch_size)
     else:
-        augment = WaveformAugment(config.augment, sample_rate, clip_samples) if config.augment.enabled else None
+        # Babble talkers come from the training speech; _silence_ clips are noise, not talkers.
+        talkers = [w for w, u in zip(waves["train"], split.train) if u.label != SILENCE_LABEL]
+        augment = WaveformAugment(config.augment, sample_rate, clip_samples, babble=talkers) if config.augment.enabled else None
         train_set = ClipDataset(waves["train"], train_targets, clip_samples, augment, config.train.seed)
         fit = _fit_network(model, train_set, val_set, run, config, resuming, progress)
     train_time_s = time.time() - started
@@ -435,7 +437,7 @@ def train_asr(data: str | Path, out: str | Path, config: Config, progress: bool 
     model = build_asr_model(config, len(tokenizer.vocab))
     task = CTCTask(model, config.train, tokenizer.vocab)
     trainer, best_val_wer, data_wait = fit_lightning(task, train_loader, val_loader, run, config, resuming, progress,
-                                                     monitor="val_wer", mode="min")
+                                                     monitor="val_wer", mode="min", stop_on="val_loss")
     train_time_s = time.time() - started
 
     metrics: dict = {
@@ -492,11 +494,12 @@ def _fit_network(model: nn.Module, train_set: ClipDataset, val_set: ClipDataset,
 
 
 def fit_lightning(task: L.LightningModule, train_loader, val_loader, run: RunDir, config: Config, resuming: bool,
-                  progress: bool, monitor: str, mode: str) -> tuple[L.Trainer, float | None, DataWaitMeter]:
+                  progress: bool, monitor: str, mode: str,
+                  stop_on: str | None = None) -> tuple[L.Trainer, float | None, DataWaitMeter]:
     """Run Lightning's training loop for a task, with the run directory's checkpoints and logs.
 
-    Writes ``checkpoints/best.ckpt`` (best ``monitor`` on validation, early stopping after
-    ``train.patience`` epochs without improvement), ``checkpoints/last.ckpt`` (every epoch, for
+    Writes ``checkpoints/best.ckpt`` (best ``monitor`` on validation; early stopping after
+    ``train.patience`` epochs without improvement of ``stop_on``), ``checkpoints/last.ckpt`` (every epoch, for
     resuming), CSV logs under ``logs/`` and ``training_curves.png``.
 
     Parameters
@@ -513,6 +516,11 @@ def fit_lightning(task: L.LightningModule, train_loader, val_loader, run: RunDir
     monitor : str
         Logged validation metric, e.g. ``val_acc`` or ``val_wer``.
     mode : {"max", "min"}
+    stop_on : str, optional
+        Validation loss to stop on instead of ``monitor`` (always minimised). CTC training starts
+        on a plateau where every output is blank and the WER stays at 100% (or at one word per
+        utterance) for epochs while the loss falls (Graves et al. 2006); stopping on the WER there
+        ends a run that was about to learn.
 
     Returns
     -------
@@ -533,7 +541,9 @@ def fit_lightning(task: L.LightningModule, train_loader, val_loader, run: RunDir
     )
     # Saved after every epoch, improved or not, so a resumed run repeats no work.
     last = ModelCheckpoint(dirpath=run.checkpoints, filename="last", save_top_k=1, enable_version_counter=False)
-    validate = [checkpoint, EarlyStopping(monitor=monitor, mode=mode, patience=config.train.patience)] if val_loader is not None else []
+    stopping = EarlyStopping(monitor=stop_on, mode="min", patience=config.train.patience) if stop_on else \
+        EarlyStopping(monitor=monitor, mode=mode, patience=config.train.patience)
+    validate = [checkpoint, stopping] if val_loader is not None else []
     trainer = L.Trainer(
         max_epochs=config.train.max_epochs,
         accelerator=config.train.accelerator,

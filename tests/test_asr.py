@@ -3,6 +3,7 @@ yesno, transcription (run directory and exported ONNX) and its bad-input behavio
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -163,6 +164,24 @@ def test_training_writes_a_speech_recognition_run(yesno_run):
     record = json.loads(line)
     assert len(record["reference"].split()) == 8 and set(record["reference"].split()) <= {"yes", "no"}
     assert (yesno_run / "checkpoints" / "best.ckpt").is_file() and (yesno_run / "training_curves.png").is_file()
+
+
+def test_early_stopping_waits_out_the_ctc_plateau(tmp_path):
+    """CTC starts with every output blank (WER 100%) while the loss falls; stopping is on the loss."""
+    root = tmp_path / "yesno5"
+    root.mkdir()
+    for path in sorted(shared_dataset("yesno").glob("*.wav"))[:5]:
+        shutil.copy(path, root / path.name)
+    out = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "audiorec.cli", "train", "--data", str(root), "--out", str(out), "--quiet",
+                    "data.val_fraction=0.2", "data.test_fraction=0.2", *QUICK_ASR, "train.max_epochs=4",
+                    "train.patience=1"], check=True)
+    rows = [row for row in csv.DictReader((out / "logs" / "version_0" / "metrics.csv").open()) if row["val_wer"]]
+    wers = [float(row["val_wer"]) for row in rows]
+    losses = [float(row["val_loss"]) for row in rows]
+    assert wers[1] >= wers[0], "the WER improved at once: this run does not show the plateau"
+    assert len(rows) == 4 and json.loads((out / "metrics.json").read_text())["epochs"] == 4
+    assert losses[-1] < losses[0]
 
 
 @pytest.fixture(scope="module")

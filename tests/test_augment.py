@@ -14,6 +14,7 @@ from audiorec.audio import fit_to_length
 from audiorec.augment import (
     AugmentConfig,
     BackgroundNoise,
+    Babble,
     NoiseError,
     SpecAugment,
     WaveformAugment,
@@ -29,8 +30,8 @@ from audiorec.data.dataset import ClipDataset
 from conftest import dominant_frequency, shared_dataset, sine, write_sine
 
 SR = 16_000
-EFFECTS = ("speed", "time_shift", "pitch_shift", "tempo", "band_pass", "echo", "reverb", "gain", "loudness",
-           "background_noise", "color_noise")
+EFFECTS = ("speed", "time_shift", "pitch_shift", "tempo", "band_pass", "eq", "echo", "reverb", "gain", "loudness",
+           "background_noise", "babble", "color_noise")
 SEEDS = (0, 1, 2)
 
 
@@ -56,6 +57,11 @@ def speech_like(duration_s: float = 1.0) -> np.ndarray:
     voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 20))
     envelope = 0.5 * (1 - np.cos(2 * np.pi * 4 * t))
     return (0.2 * voice * envelope).astype(np.float32)
+
+
+def talkers() -> list[np.ndarray]:
+    """Stand-ins for other training clips: tones at 300, 700 and 1100 Hz, shorter and longer than a clip."""
+    return [tone(300.0, 0.4), tone(700.0, 1.5, amplitude=0.1), tone(1100.0, 0.7, amplitude=0.9)]
 
 
 def burst(duration_s: float = 0.1, total_s: float = 1.0) -> np.ndarray:
@@ -142,6 +148,10 @@ def _check_ranges(effect: str, record: dict, config: AugmentConfig, clean: np.nd
     elif effect == "band_pass":
         assert within(record["low_hz"], c.min_low_hz, c.max_low_hz)
         assert within(record["high_hz"], c.min_high_hz, c.max_high_hz)
+    elif effect == "eq":
+        assert len(record["gain_db"]) == len(record["center_hz"]) == 7
+        assert all(within(g, c.min_gain_db, c.max_gain_db) for g in record["gain_db"])
+        assert record["center_hz"] == sorted(record["center_hz"])  # low shelf, five peaks, high shelf
     elif effect == "echo":
         assert within(record["delay_ms"], c.min_delay_ms, c.max_delay_ms)
         assert within(record["feedback"], c.min_feedback, c.max_feedback)
@@ -156,6 +166,9 @@ def _check_ranges(effect: str, record: dict, config: AugmentConfig, clean: np.nd
     elif effect == "background_noise":
         assert within(record["snr_db"], c.min_snr_db, c.max_snr_db)
         assert record["offset"] >= 0 and isinstance(record["noise"], str)
+    elif effect == "babble":
+        assert within(record["snr_db"], c.min_snr_db, c.max_snr_db)
+        assert c.min_talkers <= record["talkers"] <= c.max_talkers
     elif effect == "color_noise":
         snr = 20 * np.log10(rms(clean) / record["desired_noise_rms"])
         assert within(snr, c.min_snr_db, c.max_snr_db, tol=0.05)
@@ -170,7 +183,7 @@ def test_each_effect_alone_keeps_the_contract_and_its_range(effect, tmp_path):
     config = only(effect)
     if effect == "background_noise":
         config.background_noise.paths = [str(write_sine(tmp_path / "hum.wav", 60.0, duration_s=3.0))]
-    aug = WaveformAugment(config, SR, clip_samples=SR)
+    aug = WaveformAugment(config, SR, clip_samples=SR, babble=talkers())
     clean = speech_like()
     outputs = []
     for seed in SEEDS:
@@ -189,7 +202,7 @@ def test_every_effect_is_recorded_in_chain_order(tmp_path):
     for name in EFFECTS:
         getattr(config, name).p = 1.0
     config.background_noise.paths = [str(write_sine(tmp_path / "hum.wav", 60.0))]
-    out, applied = WaveformAugment(config, SR, clip_samples=SR)(speech_like(), 7)
+    out, applied = WaveformAugment(config, SR, clip_samples=SR, babble=talkers())(speech_like(), 7)
     assert [r["effect"] for r in applied] == list(EFFECTS)
     assert out.shape == (SR,) and out.dtype == np.float32
 
@@ -310,6 +323,24 @@ def test_band_pass_cutoffs_are_the_drawn_ones(seed):
     x = tone(applied[0]["low_hz"])
     out, _ = WaveformAugment(low_only, SR, clip_samples=SR)(x, seed)
     assert rms(out[4000:]) / rms(x[4000:]) == pytest.approx(2 ** -0.5, abs=0.02)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eq_changes_each_band_by_its_drawn_gain(seed):
+    """White noise through the equaliser: the level change around each peak's centre follows its gain."""
+    config = only("eq", min_gain_db=-12.0, max_gain_db=12.0)
+    x = np.random.default_rng(seed).standard_normal(4 * SR).astype(np.float32) * 0.05
+    aug = WaveformAugment(config, SR)
+    out, applied = aug(x, seed)
+    record = applied[0]
+    bins = np.fft.rfftfreq(len(x), 1 / SR)
+    ratio_db = 10 * np.log10(np.abs(np.fft.rfft(out)) ** 2 / np.abs(np.fft.rfft(x)) ** 2)
+    measured = [np.median(ratio_db[np.abs(bins - f) < f * 0.05]) for f in record["center_hz"][1:-1]]
+    # Neighbouring bands overlap, so only the strongest peak is checked by itself.
+    gains = record["gain_db"][1:-1]
+    strongest = int(np.argmax(np.abs(gains)))
+    assert np.sign(measured[strongest]) == np.sign(gains[strongest]) and abs(measured[strongest]) > 3
+    assert np.corrcoef(measured, record["gain_db"][1:-1])[0, 1] > 0.5
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -450,6 +481,51 @@ def test_background_noise_without_paths_is_off():
     assert applied == []
     with pytest.raises(NoiseError):
         BackgroundNoise([], 0.0, 10.0, p=1.0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_babble_mixes_pool_clips_at_the_drawn_snr(seed):
+    config = only("babble", min_talkers=1, max_talkers=1)
+    x = speech_like()
+    out, applied = WaveformAugment(config, SR, clip_samples=SR, babble=talkers())(x, seed)
+    record = applied[0]
+    assert record["talkers"] == 1 and 5.0 <= record["snr_db"] <= 25.0
+    added = out.astype(np.float64) - x
+    assert _snr_db(x, out) == pytest.approx(record["snr_db"], abs=0.1)
+    # The added sound is one of the talkers, whatever its length relative to the clip.
+    assert round(dominant_frequency(added, SR)) in (300, 700, 1100)
+
+
+def test_babble_sums_talkers_at_equal_level():
+    """Three talkers of very different levels each contribute about a third of the babble's power."""
+    config = only("babble", min_talkers=3, max_talkers=3, min_snr_db=10.0, max_snr_db=10.0)
+    pool = [tone(300.0, 1.0, amplitude=0.01), tone(700.0, 1.0, amplitude=0.9)]
+    x = speech_like()
+    for seed in range(6):
+        out, applied = WaveformAugment(config, SR, clip_samples=SR, babble=pool)(x, seed)
+        added = out.astype(np.float64) - x
+        spectrum = np.abs(np.fft.rfft(added)) ** 2
+        bins = np.fft.rfftfreq(len(added), 1 / SR)
+        low, high = (spectrum[np.abs(bins - f) < 5].sum() for f in (300, 700))
+        # Two of one tone and one of the other (or three of one) at unit RMS each: never 0.01 vs 0.9.
+        assert 1 / 10 < low / high < 10 or low == 0 or high == 0
+        assert _snr_db(x, out) == pytest.approx(10.0, abs=0.1)
+
+
+def test_babble_without_talkers_is_off_and_a_silent_pool_is_refused():
+    config = only("babble")
+    out, applied = WaveformAugment(config, SR, clip_samples=SR)(speech_like(), 0)
+    assert applied == []
+    with pytest.raises(ValueError, match="not silent"):
+        Babble([np.zeros(SR, np.float32), np.zeros(0, np.float32)], 5.0, 25.0, 1, 3, p=1.0)
+
+
+def test_babble_config_needs_at_least_one_talker():
+    config = AugmentConfig()
+    config.babble.min_talkers = 0
+    assert ("babble.min_talkers", 0) in check_augment_config(config)
+    config.babble.min_talkers, config.babble.max_talkers = 3, 2
+    assert ("babble.min_talkers", 3) in check_augment_config(config)
 
 
 # --- mixing at an SNR ------------------------------------------------------------------------------

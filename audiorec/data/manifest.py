@@ -19,6 +19,8 @@ from typing import Iterable
 
 from audiorec.run import atomic_write_text
 
+SILENCE_LABEL = "_silence_"  # Speech Commands' background-noise class: a label, but no speech
+
 
 @dataclass(frozen=True)
 class Utterance:

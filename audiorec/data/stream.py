@@ -23,10 +23,9 @@ from typing import Sequence
 import numpy as np
 
 from audiorec.audio import SAMPLE_RATE, load_audio, rms, write_wav
-from audiorec.data.manifest import Utterance, read_manifest
+from audiorec.data.manifest import SILENCE_LABEL, Utterance, read_manifest
 from audiorec.run import atomic_write_text, write_json
 
-SILENCE_LABEL = "_silence_"   # Speech Commands' background-noise class: not a word
 TIMELINE_COLUMNS = ("start_s", "end_s", "label", "path")
 SPEECH_DBFS = -26.0   # RMS level of every placed word over its speech, dB re full scale (ITU-T P.56's nominal active speech level)
 TRIM_TOP_DB = 30.0    # frames quieter than the clip's loudest by more than this are not speech
