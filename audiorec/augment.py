@@ -413,19 +413,18 @@ class Babble(BaseWaveformTransform):
             indices = [random.randrange(len(self.pool)) for _ in range(talkers)]
             self.parameters["talkers"] = talkers
             self.parameters["indices"] = indices
-            # Positive: where the talker starts in the clip; negative: where the excerpt starts in the talker.
-            self.parameters["starts"] = [random.randint(0, len(samples) - len(self.pool[i])) if len(self.pool[i]) <= len(samples)
-                                         else -random.randint(0, len(self.pool[i]) - len(samples)) for i in indices]
+            # A talker shorter than the clip starts at a random place in it; a longer one is cut
+            # to a random excerpt of the clip's length.
+            self.parameters["starts"] = [random.randint(0, max(0, len(samples) - len(self.pool[i]))) for i in indices]
+            self.parameters["offsets"] = [random.randint(0, max(0, len(self.pool[i]) - len(samples))) for i in indices]
             self.parameters["snr_db"] = random.uniform(self.min_snr_db, self.max_snr_db)
 
     def apply(self, samples, sample_rate):
         babble = np.zeros(len(samples), dtype=np.float32)
-        for index, start in zip(self.parameters["indices"], self.parameters["starts"]):
-            talker = self.pool[index] / rms(self.pool[index])
-            if start >= 0:
-                babble[start : start + len(talker)] += talker
-            else:
-                babble += talker[-start : -start + len(samples)]
+        p = self.parameters
+        for index, start, offset in zip(p["indices"], p["starts"], p["offsets"]):
+            talker = self.pool[index][offset : offset + len(samples) - start]
+            babble[start : start + len(talker)] += talker / rms(self.pool[index])
         if not np.any(babble):  # an excerpt of a long clip's leading or trailing silence
             return samples
         return mix_at_snr(samples, babble, self.parameters["snr_db"])
@@ -685,7 +684,7 @@ class WaveformAugment:
     def _apply(self, name: str, effect: BaseWaveformTransform, clip: np.ndarray, applied: list[dict]) -> np.ndarray:
         out = effect(clip, self.sample_rate)
         if effect.parameters.get("should_apply"):
-            params = {k: _plain(v) for k, v in effect.parameters.items() if k not in ("should_apply", "index", "indices", "starts")}
+            params = {k: _plain(v) for k, v in effect.parameters.items() if k not in ("should_apply", "index", "indices", "starts", "offsets")}
             # Report levels in the config's units (dB), not only as audiomentations' ratios.
             if name == "gain":
                 params["gain_db"] = _plain(20 * np.log10(effect.parameters["amplitude_ratio"]))

@@ -496,6 +496,16 @@ def test_babble_mixes_pool_clips_at_the_drawn_snr(seed):
     assert round(dominant_frequency(added, SR)) in (300, 700, 1100)
 
 
+def test_babble_cuts_a_talker_longer_than_the_clip_from_any_offset():
+    """A talker one sample longer than the clip has two excerpts, from offset 0 and 1: both fit."""
+    config = only("babble", min_talkers=1, max_talkers=1, min_snr_db=10.0, max_snr_db=10.0)
+    aug = WaveformAugment(config, SR, clip_samples=SR, babble=[tone(700.0, (SR + 1) / SR)])
+    x = speech_like()
+    for seed in range(8):
+        out, applied = aug(x, seed)
+        assert out.shape == (SR,) and _snr_db(x, out) == pytest.approx(10.0, abs=0.1)
+
+
 def test_babble_sums_talkers_at_equal_level():
     """Three talkers of very different levels each contribute about a third of the babble's power."""
     config = only("babble", min_talkers=3, max_talkers=3, min_snr_db=10.0, max_snr_db=10.0)
