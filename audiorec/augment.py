@@ -403,6 +403,7 @@ class Babble(BaseWaveformTransform):
         self.pool = [clip for clip in pool if len(clip) and np.any(clip)]
         if not self.pool:
             raise ValueError("babble needs at least one training clip that is not silent")
+        self.gains = [1.0 / rms(clip) for clip in self.pool]  # each talker at unit RMS
         self.min_snr_db, self.max_snr_db = min_snr_db, max_snr_db
         self.min_talkers, self.max_talkers = min_talkers, max_talkers
 
@@ -424,7 +425,7 @@ class Babble(BaseWaveformTransform):
         p = self.parameters
         for index, start, offset in zip(p["indices"], p["starts"], p["offsets"]):
             talker = self.pool[index][offset : offset + len(samples) - start]
-            babble[start : start + len(talker)] += talker / rms(self.pool[index])
+            babble[start : start + len(talker)] += talker * self.gains[index]
         if not np.any(babble):  # an excerpt of a long clip's leading or trailing silence
             return samples
         return mix_at_snr(samples, babble, self.parameters["snr_db"])

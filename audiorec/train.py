@@ -541,8 +541,7 @@ def fit_lightning(task: L.LightningModule, train_loader, val_loader, run: RunDir
     )
     # Saved after every epoch, improved or not, so a resumed run repeats no work.
     last = ModelCheckpoint(dirpath=run.checkpoints, filename="last", save_top_k=1, enable_version_counter=False)
-    stopping = EarlyStopping(monitor=stop_on, mode="min", patience=config.train.patience) if stop_on else \
-        EarlyStopping(monitor=monitor, mode=mode, patience=config.train.patience)
+    stopping = EarlyStopping(monitor=stop_on or monitor, mode="min" if stop_on else mode, patience=config.train.patience)
     validate = [checkpoint, stopping] if val_loader is not None else []
     trainer = L.Trainer(
         max_epochs=config.train.max_epochs,
