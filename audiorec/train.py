@@ -165,8 +165,6 @@ class FitResult:
 
     Attributes
     ----------
-    best_val_accuracy : float or None
-        Of the saved model; None without validation clips.
     epochs : int or None
         Epochs trained; None for ``gmm``, whose EM runs per mixture, not in epochs.
     n_parameters : int
@@ -177,13 +175,12 @@ class FitResult:
         See :class:`DataWaitMeter`; None for ``gmm``.
     """
 
-    best_val_accuracy: float | None
     epochs: int | None
     n_parameters: int
     data_wait_share: float | None = None
 
 
-def fit_gmm(model: CommandClassifier, train_set: ClipDataset, val_set: ClipDataset, run: RunDir, seed: int = 0,
+def fit_gmm(model: CommandClassifier, train_set: ClipDataset, run: RunDir, seed: int = 0,
             batch_size: int = 64) -> FitResult:
     """Fit a ``gmm`` model by EM on the training clips and save it as the run's checkpoints.
 
@@ -203,8 +200,6 @@ def fit_gmm(model: CommandClassifier, train_set: ClipDataset, val_set: ClipDatas
         :class:`~audiorec.models.gmm.GMMClassifier`).
     train_set : ClipDataset
         Without augmentation; every class has clips.
-    val_set : ClipDataset
-        Possibly empty.
     run : RunDir
     seed : int
         Subsampling of frames and the initialisation of EM.
@@ -226,17 +221,11 @@ def fit_gmm(model: CommandClassifier, train_set: ClipDataset, val_set: ClipDatas
     encoder.fit([np.concatenate(f) for f in frames_by_class], seed=seed)
     print(f"gmm: components per class chosen by BIC: {encoder.n_components.tolist()}")
 
-    best_val_accuracy = None
-    if len(val_set):
-        with torch.inference_mode():
-            correct = sum(int((model(waveform).argmax(1) == target).sum())
-                          for waveform, target in torch.utils.data.DataLoader(val_set, batch_size=batch_size))
-        best_val_accuracy = correct / len(val_set)
     buffer = io.BytesIO()
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, buffer)
     for path in (run.last_checkpoint, run.best_checkpoint):
         atomic_write_bytes(path, buffer.getvalue())
-    return FitResult(best_val_accuracy=best_val_accuracy, epochs=None, n_parameters=encoder.n_parameters)
+    return FitResult(epochs=None, n_parameters=encoder.n_parameters)
 
 
 def train(data: str | Path, out: str | Path, config: Config, progress: bool = True) -> dict:
@@ -291,20 +280,24 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
     index = {label: i for i, label in enumerate(labels)}
     val_keep = [i for i, u in enumerate(split.val) if u.label in index]
     train_targets = [index[u.label] for u in split.train]
-    val_set = ClipDataset([waves["val"][i] for i in val_keep], [index[split.val[i].label] for i in val_keep], clip_samples)
     model = build_model(config, len(labels))
     if config.model.name == "gmm":
-        fit = fit_gmm(model, ClipDataset(waves["train"], train_targets, clip_samples), val_set, run, config.train.seed,
+        fit = fit_gmm(model, ClipDataset(waves["train"], train_targets, clip_samples), run, config.train.seed,
                       config.data.batch_size)
     else:
         # Babble talkers come from the training speech; _silence_ clips are noise, not talkers.
         talkers = [w for w, u in zip(waves["train"], split.train) if u.label != SILENCE_LABEL]
         augment = WaveformAugment(config.augment, sample_rate, clip_samples, babble=talkers) if config.augment.enabled else None
         train_set = ClipDataset(waves["train"], train_targets, clip_samples, augment, config.train.seed)
+        val_set = ClipDataset([waves["val"][i] for i in val_keep], [index[split.val[i].label] for i in val_keep], clip_samples)
         fit = _fit_network(model, train_set, val_set, run, config, resuming, progress)
     train_time_s = time.time() - started
 
     recognizer = Recognizer.from_run(run.root)
+    best_val_accuracy = None  # of the kept model, whichever metric picked it
+    if val_keep:
+        recognized = recognizer.recognize_batch([waves["val"][i] for i in val_keep])
+        best_val_accuracy = sum(r.label == split.val[i].label for r, i in zip(recognized, val_keep)) / len(val_keep)
     metrics: dict = {
         "labels": labels,
         "n_train": len(split.train),
@@ -313,7 +306,7 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         "n_speakers": {part: len(split.speakers(part)) for part in ("train", "val", "test")},
         "test_speakers": sorted(split.speakers("test")) if len(split.speakers("test")) <= 20 else None,
         "val_speakers": sorted(split.speakers("val")) if len(split.speakers("val")) <= 20 else None,
-        "best_val_accuracy": fit.best_val_accuracy,
+        "best_val_accuracy": best_val_accuracy,
         "epochs": fit.epochs,
         "n_parameters": fit.n_parameters,
         "train_time_s": round(train_time_s, 1),
@@ -487,9 +480,10 @@ def _fit_network(model: nn.Module, train_set: ClipDataset, val_set: ClipDataset,
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.data.batch_size, **loader)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.data.batch_size)
     task = CommandTask(model, config.train, config.augment.mixup if config.augment.enabled else None)
-    trainer, best, data_wait = fit_lightning(task, train_loader, val_loader if len(val_set) else None, run, config,
-                                             resuming, progress, monitor="val_acc", mode="max")
-    return FitResult(best_val_accuracy=best, epochs=trainer.current_epoch, n_parameters=count_parameters(model),
+    monitor = config.train.monitor
+    trainer, _, data_wait = fit_lightning(task, train_loader, val_loader if len(val_set) else None, run, config,
+                                          resuming, progress, monitor=monitor, mode="min" if monitor == "val_loss" else "max")
+    return FitResult(epochs=trainer.current_epoch, n_parameters=count_parameters(model),
                      data_wait_share=data_wait.share)
 
 

@@ -30,8 +30,8 @@ from audiorec.data.dataset import ClipDataset
 from conftest import dominant_frequency, shared_dataset, sine, write_sine
 
 SR = 16_000
-EFFECTS = ("speed", "time_shift", "pitch_shift", "tempo", "band_pass", "eq", "echo", "reverb", "gain", "loudness",
-           "background_noise", "babble", "color_noise")
+EFFECTS = ("speed", "time_shift", "pitch_shift", "tempo", "band_pass", "eq", "high_shelf", "echo", "reverb", "gain",
+           "loudness", "background_noise", "babble", "color_noise")
 SEEDS = (0, 1, 2)
 
 
@@ -145,6 +145,9 @@ def _check_ranges(effect: str, record: dict, config: AugmentConfig, clean: np.nd
         assert abs(record["shift_amount"]) <= c.max_ms / 1000 + 1e-4
     elif effect == "pitch_shift":
         assert within(record["num_semitones"], c.min_semitones, c.max_semitones)
+    elif effect == "high_shelf":
+        assert within(record["center_hz"], c.min_center_hz, c.max_center_hz)
+        assert within(record["gain_db"], c.min_gain_db, c.max_gain_db)
     elif effect == "band_pass":
         assert within(record["low_hz"], c.min_low_hz, c.max_low_hz)
         assert within(record["high_hz"], c.min_high_hz, c.max_high_hz)
@@ -506,20 +509,40 @@ def test_babble_cuts_a_talker_longer_than_the_clip_from_any_offset():
         assert out.shape == (SR,) and _snr_db(x, out) == pytest.approx(10.0, abs=0.1)
 
 
-def test_babble_sums_talkers_at_equal_level():
-    """Three talkers of very different levels each contribute about a third of the babble's power."""
-    config = only("babble", min_talkers=3, max_talkers=3, min_snr_db=10.0, max_snr_db=10.0)
-    pool = [tone(300.0, 1.0, amplitude=0.01), tone(700.0, 1.0, amplitude=0.9)]
+def test_babble_talkers_speak_at_equal_level_without_pause():
+    """Short clips of very different levels are laid end to end: with no pauses, one talker fills
+    the whole clip at a steady level, with no jump from 0.01 to 0.9 in amplitude."""
+    config = only("babble", min_talkers=1, max_talkers=1, min_snr_db=10.0, max_snr_db=10.0, max_pause_ms=0.0)
+    pool = [tone(300.0, 0.2, amplitude=0.01), tone(700.0, 0.15, amplitude=0.9)]
     x = speech_like()
     for seed in range(6):
         out, applied = WaveformAugment(config, SR, clip_samples=SR, babble=pool)(x, seed)
-        added = out.astype(np.float64) - x
-        spectrum = np.abs(np.fft.rfft(added)) ** 2
-        bins = np.fft.rfftfreq(len(added), 1 / SR)
-        low, high = (spectrum[np.abs(bins - f) < 5].sum() for f in (300, 700))
-        # Two of one tone and one of the other (or three of one) at unit RMS each: never 0.01 vs 0.9.
-        assert 1 / 10 < low / high < 10 or low == 0 or high == 0
+        added = (out.astype(np.float64) - x).reshape(-1, SR // 50)  # 20 ms frames
+        frame_rms = np.sqrt((added**2).mean(axis=1))
+        assert frame_rms.min() > 0.8 * frame_rms.max()
         assert _snr_db(x, out) == pytest.approx(10.0, abs=0.1)
+
+
+def test_babble_pauses_between_a_talkers_clips_last_up_to_max_pause_ms():
+    """Pauses of silence are drawn before each clip of a stream, up to max_pause_ms and no longer."""
+    config = only("babble", min_talkers=1, max_talkers=1, max_pause_ms=100.0)
+    pool = [tone(700.0, 0.1)]
+    longest_gaps = []
+    for seed in range(10):
+        out, applied = WaveformAugment(config, SR, clip_samples=SR, babble=pool)(speech_like(), seed)
+        quiet = np.abs(out.astype(np.float64) - speech_like()) < 1e-6
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(int), [0]])))
+        runs = (edges[1::2] - edges[::2]) / SR
+        longest_gaps.append(runs.max(initial=0.0))
+    assert 0.03 < max(longest_gaps) <= 0.1 + 2 / 700  # a zero crossing either side of a pause
+
+
+def test_babble_mixes_several_talkers_at_the_drawn_snr():
+    config = only("babble", min_talkers=3, max_talkers=3, min_snr_db=10.0, max_snr_db=10.0)
+    x = speech_like()
+    for seed in range(4):
+        out, applied = WaveformAugment(config, SR, clip_samples=SR, babble=talkers())(x, seed)
+        assert applied[0]["talkers"] == 3 and _snr_db(x, out) == pytest.approx(10.0, abs=0.1)
 
 
 def test_babble_without_talkers_is_off_and_a_silent_pool_is_refused():
@@ -530,12 +553,31 @@ def test_babble_without_talkers_is_off_and_a_silent_pool_is_refused():
         Babble([np.zeros(SR, np.float32), np.zeros(0, np.float32)], 5.0, 25.0, 1, 3, p=1.0)
 
 
+@pytest.mark.parametrize("gain_db", [-10.0, 10.0])
+def test_high_shelf_tilts_highs_against_lows_by_the_drawn_gain(gain_db):
+    """A 6 kHz tone moves by the drawn gain relative to a 100 Hz one, in its direction; the
+    slope's steepness (q) is drawn too, so the gentlest shelf reaches a bit over half of it."""
+    config = only("high_shelf", min_gain_db=gain_db, max_gain_db=gain_db)
+    x = tone(100.0) + tone(6000.0)
+    for seed in SEEDS:
+        out, applied = WaveformAugment(config, SR, clip_samples=SR)(x, seed)
+        assert applied[0]["gain_db"] == pytest.approx(gain_db)
+        spectrum_in, spectrum_out = (np.abs(np.fft.rfft(y[SR // 8:])) for y in (x, out))
+        bins = np.fft.rfftfreq(SR - SR // 8, 1 / SR)
+        change = [20 * np.log10(spectrum_out[np.argmin(np.abs(bins - f))] / spectrum_in[np.argmin(np.abs(bins - f))])
+                  for f in (100.0, 6000.0)]
+        tilt = change[1] - change[0]
+        assert np.sign(tilt) == np.sign(gain_db) and 0.5 * abs(gain_db) < abs(tilt) < 1.1 * abs(gain_db)
+
+
 def test_babble_config_needs_at_least_one_talker():
     config = AugmentConfig()
     config.babble.min_talkers = 0
     assert ("babble.min_talkers", 0) in check_augment_config(config)
     config.babble.min_talkers, config.babble.max_talkers = 3, 2
     assert ("babble.min_talkers", 3) in check_augment_config(config)
+    config.babble.max_pause_ms = -1.0
+    assert ("babble.max_pause_ms", -1.0) in check_augment_config(config)
 
 
 # --- mixing at an SNR ------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from conftest import hash_tree, write_sine
 
 LABELS = ("left", "right")
 SPEAKERS = ("aaaa1111", "bbbb2222")
-KNOWN_EFFECTS = {"speed", "time_shift", "pitch_shift", "tempo", "band_pass", "echo", "reverb", "gain", "loudness",
-                 "background_noise", "color_noise"}
+KNOWN_EFFECTS = {"speed", "time_shift", "pitch_shift", "tempo", "band_pass", "high_shelf", "echo", "reverb", "gain",
+                 "loudness", "background_noise", "color_noise"}
 
 
 def run_cli(capsys, *argv):
@@ -111,7 +111,7 @@ def test_augmented_copies_are_the_same_for_the_same_seed(corpus, tmp_path, capsy
 def test_augment_config_overrides_choose_the_effects(corpus, tmp_path, capsys):
     out = tmp_path / "gain_only"
     overrides = ["augment.speed.p=0", "augment.time_shift.p=0", "augment.pitch_shift.p=0", "augment.tempo.p=0",
-                 "augment.band_pass.p=0", "augment.echo.p=0", "augment.reverb.p=0", "augment.color_noise.p=0",
+                 "augment.band_pass.p=0", "augment.high_shelf.p=0", "augment.echo.p=0", "augment.reverb.p=0", "augment.color_noise.p=0",
                  "augment.gain.p=1", "augment.gain.min_db=-6", "augment.gain.max_db=-6"]
     code, _, err = run_cli(capsys, "augment", corpus, out, "--copies", 1, "--quiet", *overrides)
     assert code == 0, err

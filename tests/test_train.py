@@ -17,7 +17,7 @@ from audiorec.data.manifest import read_manifest
 from audiorec.data.splits import speaker_split
 from audiorec.runtime import Recognizer
 from audiorec.train import train
-from conftest import SYNTH_COMMANDS, SYNTH_SPEAKERS, SYNTH_TAKES
+from conftest import QUICK_OVERRIDES, SYNTH_COMMANDS, SYNTH_SPEAKERS, SYNTH_TAKES
 
 
 def test_synthetic_corpus_layout(synth_corpus):
@@ -117,6 +117,38 @@ def test_last_checkpoint_holds_the_final_epoch(trained_run):
     assert last["global_step"] >= best["global_step"]
     steps_per_epoch = -(-metrics["n_train"] // 16) if metrics["n_train"] <= 16 else metrics["n_train"] // 16
     assert last["global_step"] == metrics["epochs"] * steps_per_epoch
+
+
+def _validation_log(run_dir: Path) -> list[dict]:
+    import csv
+
+    rows = csv.DictReader((run_dir / "logs" / "version_0" / "metrics.csv").open())
+    return [{"epoch": int(r["epoch"]), "val_loss": float(r["val_loss"]), "val_acc": float(r["val_acc"])}
+            for r in rows if r.get("val_loss")]
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "val_acc"])
+def test_best_checkpoint_is_the_epoch_the_monitor_picks(synth_corpus, tmp_path, monitor):
+    """best.ckpt is the epoch of lowest validation loss (the default) or of the first highest
+    accuracy, and metrics.json's best_val_accuracy is that epoch's validation accuracy."""
+    import torch
+
+    overrides = [*QUICK_OVERRIDES, "train.max_epochs=4", f"train.monitor={monitor}"]
+    metrics = train(synth_corpus, tmp_path / "run", load_config(None, overrides), progress=False)
+    log = _validation_log(tmp_path / "run")
+    assert [row["epoch"] for row in log] == [0, 1, 2, 3]
+    if monitor == "val_loss":
+        chosen = min(log, key=lambda row: row["val_loss"])
+    else:
+        chosen = max(log, key=lambda row: (row["val_acc"], -row["epoch"]))
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert best["epoch"] == chosen["epoch"]
+    assert metrics["best_val_accuracy"] == pytest.approx(chosen["val_acc"], abs=1e-6)
+
+
+def test_an_unknown_monitor_is_refused():
+    with pytest.raises(ConfigError, match="train.monitor"):
+        load_config(None, ["train.monitor=val_f1"])
 
 
 def copy_run(run_dir: Path, tmp_path: Path) -> Path:
