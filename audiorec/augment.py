@@ -632,9 +632,9 @@ class WaveformAugment:
     """The configured chain of waveform effects, applied to one clip at a time.
 
     Order: speed -> cut/pad to the clip length -> time shift -> pitch shift -> tempo -> band-pass
-    -> equaliser -> high shelf -> echo -> reverb -> gain -> loudness -> recorded noise -> babble -> coloured noise. Channel and room
-    effects come before the noise, as in a real recording; the noise is added last so the SNR is
-    the one drawn.
+    -> equaliser -> high shelf -> echo -> reverb -> gain -> loudness -> recorded noise -> babble
+    -> coloured noise. Channel and room effects come before the noise, as in a real recording;
+    the noise is added last so the SNR is the one drawn.
 
     Parameters
     ----------

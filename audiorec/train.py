@@ -430,7 +430,7 @@ def train_asr(data: str | Path, out: str | Path, config: Config, progress: bool 
     model = build_asr_model(config, len(tokenizer.vocab))
     task = CTCTask(model, config.train, tokenizer.vocab)
     trainer, best_val_wer, data_wait = fit_lightning(task, train_loader, val_loader, run, config, resuming, progress,
-                                                     monitor="val_wer", mode="min", stop_on="val_loss")
+                                                     monitor="val_wer", stop_on="val_loss")
     train_time_s = time.time() - started
 
     metrics: dict = {
@@ -480,15 +480,19 @@ def _fit_network(model: nn.Module, train_set: ClipDataset, val_set: ClipDataset,
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.data.batch_size, **loader)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.data.batch_size)
     task = CommandTask(model, config.train, config.augment.mixup if config.augment.enabled else None)
-    monitor = config.train.monitor
     trainer, _, data_wait = fit_lightning(task, train_loader, val_loader if len(val_set) else None, run, config,
-                                          resuming, progress, monitor=monitor, mode="min" if monitor == "val_loss" else "max")
+                                          resuming, progress, monitor=config.train.monitor)
     return FitResult(epochs=trainer.current_epoch, n_parameters=count_parameters(model),
                      data_wait_share=data_wait.share)
 
 
+def _mode(metric: str) -> str:
+    """Lightning's direction for a logged validation metric: accuracies up, losses and error rates down."""
+    return "max" if metric.endswith("acc") else "min"
+
+
 def fit_lightning(task: L.LightningModule, train_loader, val_loader, run: RunDir, config: Config, resuming: bool,
-                  progress: bool, monitor: str, mode: str,
+                  progress: bool, monitor: str,
                   stop_on: str | None = None) -> tuple[L.Trainer, float | None, DataWaitMeter]:
     """Run Lightning's training loop for a task, with the run directory's checkpoints and logs.
 
@@ -508,10 +512,10 @@ def fit_lightning(task: L.LightningModule, train_loader, val_loader, run: RunDir
         Continue from ``last.ckpt``.
     progress : bool
     monitor : str
-        Logged validation metric, e.g. ``val_acc`` or ``val_wer``.
-    mode : {"max", "min"}
+        Logged validation metric, e.g. ``val_acc``, ``val_loss`` or ``val_wer``: accuracies are
+        maximised, losses and error rates minimised.
     stop_on : str, optional
-        Validation loss to stop on instead of ``monitor`` (always minimised). CTC training starts
+        Validation metric to stop on instead of ``monitor``. CTC training starts
         on a plateau where every output is blank and the WER stays at 100% (or at one word per
         utterance) for epochs while the loss falls (Graves et al. 2006); stopping on the WER there
         ends a run that was about to learn.
@@ -530,12 +534,12 @@ def fit_lightning(task: L.LightningModule, train_loader, val_loader, run: RunDir
     """
     data_wait = DataWaitMeter()
     checkpoint = ModelCheckpoint(
-        dirpath=run.checkpoints, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+        dirpath=run.checkpoints, filename="best", monitor=monitor, mode=_mode(monitor), save_top_k=1,
         enable_version_counter=False,
     )
     # Saved after every epoch, improved or not, so a resumed run repeats no work.
     last = ModelCheckpoint(dirpath=run.checkpoints, filename="last", save_top_k=1, enable_version_counter=False)
-    stopping = EarlyStopping(monitor=stop_on or monitor, mode="min" if stop_on else mode, patience=config.train.patience)
+    stopping = EarlyStopping(monitor=stop_on or monitor, mode=_mode(stop_on or monitor), patience=config.train.patience)
     validate = [checkpoint, stopping] if val_loader is not None else []
     trainer = L.Trainer(
         max_epochs=config.train.max_epochs,
