@@ -31,7 +31,28 @@ from audiorec.runtime import Recognizer
 
 
 def accuracy_by_gain(run: Path, cutoff_hz: float, gains_db: list[float]) -> dict:
-    """Test accuracy of ``run`` with its test clips high-shelved by each gain (dB) above ``cutoff_hz``."""
+    """Test accuracy of ``run`` with its test clips high-shelved by each gain above ``cutoff_hz``.
+
+    Parameters
+    ----------
+    run : Path
+        A run directory of ``audiorec train`` with ``splits/test.jsonl``.
+    cutoff_hz : float
+        Shelf frequency in Hz.
+    gains_db : list of float
+        Shelf gains in dB; 0 is the clips as recorded.
+
+    Returns
+    -------
+    dict
+        ``run``, ``cutoff_hz``, ``n_test`` and ``accuracy`` (fraction correct per gain, keyed by
+        the gain as text, e.g. ``"-9"``).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``run`` has no test split.
+    """
     test = read_manifest(run / "splits" / "test.jsonl")
     recognizer = Recognizer.from_run(run)
     waves = load_waveforms(test, recognizer.sample_rate, progress=False)
