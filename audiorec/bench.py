@@ -16,7 +16,8 @@ interrupted training resumes from its last checkpoint, so the same command run a
 where it stopped; the tables are rewritten after every model, so they show what is done so far.
 
 Protocols (``shared/data/README.md``): ``loso`` trains one model per speaker with that speaker
-held out and reports the mean and the worst fold (FSDD's six speakers); ``split`` holds out
+held out, on all the others (:func:`audiorec.cv.cross_validate`'s default), and reports the mean
+and the worst fold (FSDD's six speakers); ``split`` holds out
 speaker-disjoint validation and test shares (``data.val_fraction``, ``data.test_fraction``: the
 Speech Commands 80/10/10 speaker split). ``auto`` picks ``loso`` for corpora with at most
 :data:`LOSO_MAX_SPEAKERS` speakers.

@@ -273,6 +273,9 @@ def _add_cv_command(sub) -> None:
     cv.add_argument("--data", required=True, help="corpus folder or .jsonl manifest with speakers")
     cv.add_argument("--out", required=True, help="output folder (one run directory per fold)")
     cv.add_argument("--folds", default="loso", choices=["loso"], help="loso: leave one speaker out")
+    cv.add_argument("--val-fraction", type=float, default=0.0,
+                    help="share of the other speakers held out of each fold's training to validate; "
+                    "0 trains on all of them for every epoch and keeps the last weights")
     _add_training_options(cv)
 
 
@@ -690,7 +693,12 @@ def _cmd_export(args) -> int:
 def _cmd_cv(args) -> int:
     from audiorec.cv import cross_validate
 
-    summary = cross_validate(args.data, args.out, _training_config(args), args.folds, progress=not args.quiet)
+    from audiorec.config import ConfigError
+
+    if any(o.strip().startswith("data.val_fraction=") for o in args.overrides):
+        raise ConfigError("cv sets each fold's validation share itself: use --val-fraction instead of data.val_fraction")
+    summary = cross_validate(args.data, args.out, _training_config(args), args.folds, progress=not args.quiet,
+                             val_fraction=args.val_fraction)
     print(f"\nleave-one-speaker-out over {len(summary['folds'])} speakers:")
     for fold in summary["folds"]:
         print(f"  {fold['speaker']:>12}  {fold['test_accuracy']:.4f}  ({fold['n_test']} clips)")

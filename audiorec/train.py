@@ -94,8 +94,22 @@ def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, pr
     return labelled
 
 
-def _check_resumable(run: RunDir, config: Config) -> None:
-    """Refuse to resume a run directory trained with a different configuration."""
+def check_same_config(run: RunDir, config: Config) -> None:
+    """Refuse to resume, or reuse, a run directory trained with a different configuration.
+
+    Parameters
+    ----------
+    run : RunDir
+        A run directory; one without ``config.yaml`` passes.
+    config : Config
+        The configuration about to be trained; ``train.max_epochs`` may differ (a run can be
+        given more epochs).
+
+    Raises
+    ------
+    ConfigError
+        The run's ``config.yaml`` differs; the message names up to five differing keys.
+    """
     if not run.config.is_file():
         return
     old = asdict(config_from_yaml(run.config.read_text(encoding="utf-8")))
@@ -117,7 +131,7 @@ def _open_run(out: str | Path, config: Config) -> tuple[RunDir, bool]:
     run.root.mkdir(parents=True, exist_ok=True)
     resuming = run.last_checkpoint.is_file()
     if resuming:
-        _check_resumable(run, config)
+        check_same_config(run, config)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     return run, resuming
 

@@ -10,7 +10,9 @@ Protocols (``../shared/data/README.md``):
 - ``fsdd_george_default``: FSDD, train on the other speakers, test on all 500 clips of george,
   default recipe (no recorded noise).
 - ``fsdd_george``: the same, with recorded background noise in training.
-- ``fsdd_loso``: FSDD leave-one-speaker-out, 6 folds (``audiorec cv``), with recorded noise.
+- ``fsdd_loso``: FSDD leave-one-speaker-out, 6 folds (``audiorec cv``), with recorded noise; each
+  fold trains on all five other speakers (cv's default ``--val-fraction 0``: no validation
+  speaker, the last epoch's weights are kept).
 - ``sc12_speaker_split``: Speech Commands 12 classes, 80/10/10 speaker split, default recipe.
 - ``sc12_noise``: the same with recorded noise in training, then tested clean and mixed with the
   two other recordings (``running_tap``, ``doing_the_dishes``) at 20, 10, 5, 0 dB.

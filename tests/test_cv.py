@@ -50,7 +50,9 @@ def test_cv_trains_one_fold_per_speaker_and_resumes(three_speakers, tmp_path, ca
         assert fold_metrics["epochs"] == 1
         tested = {u.speaker for u in read_manifest(run / "splits" / "test.jsonl")}
         trained = {u.speaker for u in read_manifest(run / "splits" / "train.jsonl")}
-        assert tested == {fold["speaker"]} and fold["speaker"] not in trained
+        assert tested == {fold["speaker"]}
+        assert trained == set(speakers) - {fold["speaker"]}  # every other speaker trains: none held out to validate
+        assert fold_metrics["n_val"] == 0 and not read_manifest(run / "splits" / "val.jsonl")
     accuracies = [f["test_accuracy"] for f in folds]
     assert metrics["mean_accuracy"] == pytest.approx(statistics.fmean(accuracies), abs=1e-4)
     assert metrics["worst_accuracy"] == min(accuracies)
@@ -77,3 +79,30 @@ def test_cv_needs_speakers(tmp_path, three_speakers):
         cross_validate(one, tmp_path / "out1", load_config(None, list(CV_OVERRIDES)), progress=False)
     with pytest.raises(ValueError, match="loso"):
         cross_validate(manifest, tmp_path / "out2", load_config(None, list(CV_OVERRIDES)), folds="kfold", progress=False)
+
+
+def test_cv_validates_on_a_share_of_speakers_when_asked_and_refuses_to_mix_configurations(three_speakers, tmp_path, capsys):
+    manifest, speakers = three_speakers
+    out = tmp_path / "loso"
+    args = ["cv", "--data", str(manifest), "--out", str(out), "--quiet", *CV_OVERRIDES]
+    assert main([*args, "--val-fraction", "0.5"]) == 0, capsys.readouterr().err
+    for speaker in speakers:
+        run = out / f"fold_{speaker}"
+        validated = {u.speaker for u in read_manifest(run / "splits" / "val.jsonl")}
+        trained = {u.speaker for u in read_manifest(run / "splits" / "train.jsonl")}
+        assert len(validated) == 1 and len(trained) == N_SPEAKERS - 2
+        assert speaker not in validated | trained
+    capsys.readouterr()
+
+    # Finished folds of another configuration are not mixed into a new summary.
+    metrics = (out / "metrics.json").read_bytes()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "data.val_fraction: 0.5 -> 0.0" in err and str(out / f"fold_{speakers[0]}") in err
+    assert (out / "metrics.json").read_bytes() == metrics
+
+    # The validation share is cv's own option, not the config's.
+    assert main([*args, "data.val_fraction=0.2"]) == 2
+    assert "--val-fraction" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="val_fraction=1.0"):
+        cross_validate(manifest, tmp_path / "out3", load_config(None, list(CV_OVERRIDES)), progress=False, val_fraction=1.0)
