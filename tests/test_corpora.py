@@ -47,6 +47,14 @@ def test_fsdd_layout_parses_label_and_speaker(tmp_path):
     assert [u.path for u in result.utterances] == sorted(u.path for u in result.utterances)
 
 
+def test_fsdd_layout_names_the_files_it_leaves_out(tmp_path):
+    make_fsdd(tmp_path)
+    tone(tmp_path / "3_en029_0.wav")  # a speaker with digits is not an FSDD name
+    with pytest.warns(UserWarning, match=r"1 audio file\(s\) left out .* 3_en029_0\.wav"):
+        result = import_corpus(tmp_path, layout="fsdd", progress=False)
+    assert len(result.utterances) == 12 and "3_en029_0.wav" not in by_name(result)
+
+
 def make_speech_commands(root: Path) -> None:
     for label in ("yes", "no"):
         for speaker in ("0a1b2c3d", "ffee0011"):

@@ -33,6 +33,7 @@ clipped, too short and too long ones. The originals are only ever read.
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -269,6 +270,11 @@ def scan_corpus(root: str | Path, layout: str = "auto") -> tuple[str, list[tuple
     ValueError
         ``root`` is not a folder, ``layout`` is unknown or transcribed, or nothing matches the
         layout.
+
+    Warns
+    -----
+    UserWarning
+        ``fsdd``: audio files whose names do not match were left out (the first three named).
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -284,10 +290,16 @@ def scan_corpus(root: str | Path, layout: str = "auto") -> tuple[str, list[tuple
         )
     entries: list[tuple[Path, str, str | None]] = []
     if layout == "fsdd":
+        misnamed = []
         for p in sorted(root.iterdir()):
             match = _FSDD_NAME.match(p.stem)
             if is_audio_file(p) and match:
                 entries.append((p, match["label"], match["speaker"]))
+            elif is_audio_file(p):
+                misnamed.append(p.name)
+        if misnamed and entries:
+            warnings.warn(f"{root}: {len(misnamed)} audio file(s) left out because their names are not "
+                          f"<digit>_<speaker>_<index> with a speaker of letters only, e.g. {', '.join(misnamed[:3])}")
     elif layout == "folders":
         for label_dir in sorted(d for d in root.iterdir() if d.is_dir()):
             for p in sorted(label_dir.iterdir()):
