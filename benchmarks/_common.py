@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 AUDIOREC = str(ROOT / ".venv" / "bin" / "audiorec")
@@ -55,3 +57,41 @@ def run_and_save(names: list[str], stem: str, run: Callable[[str], dict], markdo
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         (RESULTS / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))
+
+
+def accuracy_under(run: Path, transforms: dict[str, Callable[[np.ndarray, int], np.ndarray]]) -> dict:
+    """Test accuracy of a run's model with its test clips passed through each transform.
+
+    Parameters
+    ----------
+    run : Path
+        A run directory of ``audiorec train`` with ``splits/test.jsonl``.
+    transforms : dict of str -> callable
+        Name -> ``f(waveform [n_samples] float32, sample_rate) -> waveform``; the identity
+        ``lambda w, sr: w`` gives the clips as recorded.
+
+    Returns
+    -------
+    dict
+        ``run`` (relative to the project when inside it), ``n_test`` and ``accuracy`` (fraction
+        correct per transform name, 4 decimals).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``run`` has no test split or model.
+    """
+    from audiorec.data.dataset import load_waveforms
+    from audiorec.data.manifest import read_manifest
+    from audiorec.runtime import Recognizer
+
+    test = read_manifest(run / "splits" / "test.jsonl")
+    recognizer = Recognizer.from_run(run)
+    waves = [np.asarray(w, np.float32) for w in load_waveforms(test, recognizer.sample_rate, progress=False)]
+    accuracy = {}
+    for name, transform in transforms.items():
+        results = recognizer.recognize_batch([transform(w, recognizer.sample_rate).astype(np.float32) for w in waves])
+        accuracy[name] = round(float(np.mean([r.label == u.label for r, u in zip(results, test)])), 4)
+        print(f"{run.name}: {name} -> {accuracy[name]:.3f}", flush=True)
+    return {"run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run), "n_test": len(test),
+            "accuracy": accuracy}

@@ -21,13 +21,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pedalboard
 
-from _common import ROOT, run_and_save
-from audiorec.data.dataset import load_waveforms
-from audiorec.data.manifest import read_manifest
-from audiorec.runtime import Recognizer
+from _common import accuracy_under, run_and_save
 
 
 def accuracy_by_gain(run: Path, cutoff_hz: float, gains_db: list[float]) -> dict:
@@ -53,18 +49,12 @@ def accuracy_by_gain(run: Path, cutoff_hz: float, gains_db: list[float]) -> dict
     FileNotFoundError
         ``run`` has no test split.
     """
-    test = read_manifest(run / "splits" / "test.jsonl")
-    recognizer = Recognizer.from_run(run)
-    waves = load_waveforms(test, recognizer.sample_rate, progress=False)
-    accuracy = {}
-    for gain in gains_db:
+    def shelf(gain: float):
         board = pedalboard.Pedalboard([pedalboard.HighShelfFilter(cutoff_frequency_hz=cutoff_hz, gain_db=gain)])
-        shelved = [board(w.astype(np.float32), recognizer.sample_rate) for w in waves]
-        results = recognizer.recognize_batch(shelved)
-        accuracy[f"{gain:g}"] = round(float(np.mean([r.label == u.label for r, u in zip(results, test)])), 4)
-        print(f"{run.name}: {gain:+g} dB above {cutoff_hz:g} Hz -> {accuracy[f'{gain:g}']:.3f}", flush=True)
-    return {"run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run), "cutoff_hz": cutoff_hz,
-            "n_test": len(test), "accuracy": accuracy}
+        return lambda w, sr: board(w, sr)
+
+    result = accuracy_under(run, {f"{gain:g}": shelf(gain) for gain in gains_db})
+    return {"run": result["run"], "cutoff_hz": cutoff_hz, "n_test": result["n_test"], "accuracy": result["accuracy"]}
 
 
 def markdown(results: dict) -> str:
