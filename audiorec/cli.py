@@ -691,9 +691,8 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_cv(args) -> int:
-    from audiorec.cv import cross_validate
-
     from audiorec.config import ConfigError
+    from audiorec.cv import cross_validate
 
     if any(o.strip().startswith("data.val_fraction=") for o in args.overrides):
         raise ConfigError("cv sets each fold's validation share itself: use --val-fraction instead of data.val_fraction")
