@@ -55,6 +55,7 @@ PROBES = {
 
 
 def markdown(results: dict) -> str:
+    """The table: one row per change, one column per run."""
     rows = ["| change | " + " | ".join(f"`{r['run']}`" for r in results.values()) + " |",
             "|---|" + "---|" * len(results)]
     for probe in PROBES:
