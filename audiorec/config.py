@@ -64,7 +64,14 @@ class ModelConfig:
         classical baseline: a Gaussian mixture per class over MFCC frames, fitted by EM
         (Reynolds & Rose 1995; :mod:`audiorec.models.gmm`).
     channels : list of int
-        Filters per stage of ``cnn``; the other architectures ignore it.
+        Filters per stage of ``cnn``; the other architectures ignore it. Four stages by
+        default (293k parameters): the fourth, after a third 2x2 pooling, widens what one output
+        of the last stage sees from 30 to 66 frames (300 to 660 ms, about a whole word) and all
+        40 mel bands. Against three stages (``[16, 32, 64]``, 70k parameters), seed 0: Speech
+        Commands 12 classes 0.944 -> 0.965; FSDD leave-one-speaker-out mean 0.956 -> 0.965 and
+        worst fold 0.922 -> 0.944; ONNX Runtime latency per 1 s clip (one thread) 1.25 times
+        longer, 0.51 -> 0.64 ms side by side. Streaming detection at <= 1 false accept per
+        hour fell, 64.8% -> 46.2% (README, export section).
     size : str
         A size the architecture's paper names; empty means the first one listed here.
         ``cnn_trad_fpool3``: ``fpool3``. ``ds_cnn``: ``S``, ``M``, ``L``. ``bc_resnet``: the
@@ -80,7 +87,7 @@ class ModelConfig:
     """
 
     name: str = "cnn"
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     size: str = ""
     dropout: float = 0.2
     rnn_type: str = "gru"

@@ -35,7 +35,7 @@ IGNORED_LABELS = ("_silence_", "_unknown_")  # the non-command classes of Speech
 # see the StreamingDetector docstring): a 50 ms hop detected no more at any false-accept rate and
 # costs twice the compute; averaging over 500-800 ms beat 0-300 ms by 5-10 points of detection
 # rate at 1-10 false accepts per hour; 0.8 is the knee of that curve.
-DEFAULT_HOP_MS = 100.0          # real-time factor ~0.01 on one core for a 70k-parameter CNN
+DEFAULT_HOP_MS = 100.0          # real-time factor 0.005-0.01 on one core for the default CNN
 DEFAULT_SMOOTH_MS = 500.0       # posteriors of 5 windows averaged
 DEFAULT_THRESHOLD = 0.8         # smoothed posterior a command must reach
 DEFAULT_REFRACTORY_MS = 1000.0  # one clip length: a word never fires twice

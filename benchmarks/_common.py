@@ -59,6 +59,45 @@ def run_and_save(names: list[str], stem: str, run: Callable[[str], dict], markdo
     print(markdown(results))
 
 
+def posteriors_under(run: Path, transforms: dict[str, Callable[[np.ndarray, int], np.ndarray]]) -> tuple[list, dict, list]:
+    """Class posteriors of a run's model for its test clips passed through each transform.
+
+    Parameters
+    ----------
+    run : Path
+        A run directory of ``audiorec train`` with ``splits/test.jsonl``.
+    transforms : dict of str -> callable
+        Name -> ``f(waveform [n_samples] float32, sample_rate) -> waveform``; the identity
+        ``lambda w, sr: w`` gives the clips as recorded. Each result is fitted to the model's
+        clip length as :meth:`audiorec.runtime.Recognizer.recognize_batch` does.
+
+    Returns
+    -------
+    (list, dict of str -> np.ndarray [shape=(n_test, n_classes)], list of str)
+        The test split's rows (manifest entries, with ``label``), the posteriors per transform
+        name (rows in the split's order), and the model's labels (the posteriors' columns).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``run`` has no test split or model.
+    """
+    from audiorec.audio import fit_to_length
+    from audiorec.data.dataset import load_waveforms
+    from audiorec.data.manifest import read_manifest
+    from audiorec.runtime import Recognizer
+
+    test = read_manifest(run / "splits" / "test.jsonl")
+    recognizer = Recognizer.from_run(run)
+    waves = [np.asarray(w, np.float32) for w in load_waveforms(test, recognizer.sample_rate, progress=False)]
+    posteriors = {}
+    for name, transform in transforms.items():
+        clips = [fit_to_length(transform(w, recognizer.sample_rate).astype(np.float32), recognizer.clip_samples)
+                 for w in waves]
+        posteriors[name] = recognizer.predict_proba(np.stack(clips))
+    return test, posteriors, list(recognizer.labels)
+
+
 def accuracy_under(run: Path, transforms: dict[str, Callable[[np.ndarray, int], np.ndarray]]) -> dict:
     """Test accuracy of a run's model with its test clips passed through each transform.
 
@@ -67,8 +106,7 @@ def accuracy_under(run: Path, transforms: dict[str, Callable[[np.ndarray, int], 
     run : Path
         A run directory of ``audiorec train`` with ``splits/test.jsonl``.
     transforms : dict of str -> callable
-        Name -> ``f(waveform [n_samples] float32, sample_rate) -> waveform``; the identity
-        ``lambda w, sr: w`` gives the clips as recorded.
+        As for :func:`posteriors_under`.
 
     Returns
     -------
@@ -81,17 +119,11 @@ def accuracy_under(run: Path, transforms: dict[str, Callable[[np.ndarray, int], 
     FileNotFoundError
         ``run`` has no test split or model.
     """
-    from audiorec.data.dataset import load_waveforms
-    from audiorec.data.manifest import read_manifest
-    from audiorec.runtime import Recognizer
-
-    test = read_manifest(run / "splits" / "test.jsonl")
-    recognizer = Recognizer.from_run(run)
-    waves = [np.asarray(w, np.float32) for w in load_waveforms(test, recognizer.sample_rate, progress=False)]
+    test, posteriors, labels = posteriors_under(run, transforms)
+    truth = np.array([labels.index(u.label) for u in test])
     accuracy = {}
-    for name, transform in transforms.items():
-        results = recognizer.recognize_batch([transform(w, recognizer.sample_rate).astype(np.float32) for w in waves])
-        accuracy[name] = round(float(np.mean([r.label == u.label for r, u in zip(results, test)])), 4)
+    for name, probs in posteriors.items():
+        accuracy[name] = round(float(np.mean(probs.argmax(axis=1) == truth)), 4)
         print(f"{run.name}: {name} -> {accuracy[name]:.3f}", flush=True)
     return {"run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run), "n_test": len(test),
             "accuracy": accuracy}

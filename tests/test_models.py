@@ -67,7 +67,9 @@ def test_parameter_count_is_in_the_documented_range(name, size, n_features, n_cl
 def test_cnn_is_unchanged():
     config = load_config(None, [])
     assert config.model.name == "cnn" and config.model.size == ""
-    assert count_parameters(build_model(config, 12).encoder) == 70_460
+    assert count_parameters(build_model(config, 12).encoder) == 292_924  # four stages, 16-32-64-128 filters
+    # The three-stage network of the runs before the fourth stage was the default.
+    assert count_parameters(build_model(load_config(None, ["model.channels=[16,32,64]"]), 12).encoder) == 70_460
     # A run saved before model.size existed still loads.
     assert config_from_yaml("model:\n  name: cnn\n  channels: [16, 32, 64]\n  dropout: 0.2\n").model.size == ""
 
