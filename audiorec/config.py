@@ -70,8 +70,8 @@ class ModelConfig:
         40 mel bands. Against three stages (``[16, 32, 64]``, 70k parameters), seed 0: Speech
         Commands 12 classes 0.944 -> 0.965; FSDD leave-one-speaker-out mean 0.956 -> 0.965 and
         worst fold 0.922 -> 0.944 (at seed 1 four stages gave 0.954 and 0.926, so that gain is
-        within the seeds' spread; george's fold gains at both); ONNX Runtime latency per 1 s clip (one thread) 1.25 times
-        longer, 0.51 -> 0.64 ms side by side. Streaming detection at <= 1 false accept per
+        within the seeds' spread; george's fold gains at both); ONNX Runtime latency per 1 s
+        clip (one thread) 1.25 times longer, 0.51 -> 0.64 ms side by side. Streaming detection at <= 1 false accept per
         hour fell, 64.8% -> 46.2% (README, export section).
     size : str
         A size the architecture's paper names; empty means the first one listed here.

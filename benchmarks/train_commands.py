@@ -34,17 +34,16 @@ import json
 import shutil
 from pathlib import Path
 
-from _common import DATA, ROOT, run_and_save
+from _common import DATA, NOISE_OVERRIDE, ROOT, run_and_save
 from _common import timed as timed_command
 
-TRAIN_NOISES = ["dude_miaowing", "exercise_bike", "pink_noise", "white_noise"]
 TEST_NOISES = ["running_tap", "doing_the_dishes"]
 SC12 = str(DATA / "speech_commands_v2_test")
 
 
 def protocols(out: Path) -> dict[str, list[list[str]]]:
     """Each protocol's commands (arguments after ``audiorec``)."""
-    noise = "augment.background_noise.paths=[" + ",".join(str(DATA / "noise" / f"{n}.wav") for n in TRAIN_NOISES) + "]"
+    noise = NOISE_OVERRIDE
     test_noise = [a for n in TEST_NOISES for a in ("--noise", str(DATA / "noise" / f"{n}.wav"))]
     fsdd = str(DATA / "fsdd")
     return {
