@@ -25,6 +25,12 @@ TRAIN_NOISES = ["dude_miaowing", "exercise_bike", "pink_noise", "white_noise"]
 NOISE_OVERRIDE = "augment.background_noise.paths=[" + ",".join(str(DATA / "noise" / f"{n}.wav") for n in TRAIN_NOISES) + "]"
 
 
+def relative(path: str | Path) -> str:
+    """``path`` relative to the project when inside it (absolute otherwise), so committed results name no machine's folders."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def timed(args: list[str]) -> tuple[float, float]:
     """Run ``audiorec ARGS`` under GNU ``/usr/bin/time -v``.
 
@@ -129,5 +135,5 @@ def accuracy_under(run: Path, transforms: dict[str, Callable[[np.ndarray, int], 
     for name, probs in posteriors.items():
         accuracy[name] = round(float(np.mean(probs.argmax(axis=1) == truth)), 4)
         print(f"{run.name}: {name} -> {accuracy[name]:.3f}", flush=True)
-    return {"run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run), "n_test": len(test),
+    return {"run": relative(run), "n_test": len(test),
             "accuracy": accuracy}

@@ -37,15 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def relative(path: str | Path) -> str:
-    """A path relative to the project when inside it, so the committed results name no machine's folders."""
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+from _common import DATA, RESULTS, ROOT, relative
 
 
 def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray) -> dict:
@@ -81,11 +73,11 @@ def clip_bound(model: Path, run: Path) -> dict:
     from audiorec.data.dataset import load_waveforms
     from audiorec.data.manifest import read_manifest
     from audiorec.runtime import Recognizer
+    from audiorec.streaming import IGNORED_LABELS as ignored  # the labels the detector never fires on
 
     recognizer = Recognizer.load(model, threads=1)
     test = read_manifest(run / "splits" / "test.jsonl")
     answers = recognizer.recognize_batch(load_waveforms(test, recognizer.sample_rate, progress=False))
-    ignored = ("_silence_", "_unknown_")
     wrong = sorted((a.score for a, u in zip(answers, test) if a.label != u.label and a.label not in ignored), reverse=True)
     commands = [(a, u) for a, u in zip(answers, test) if u.label not in ignored]
     rates = [float(np.mean([a.label == u.label and a.score > (wrong[k] if k < len(wrong) else 0.0) for a, u in commands]))

@@ -60,8 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from _common import RESULTS, ROOT, relative
 DEFAULT_MODEL = ROOT / "runs" / "bench" / "export" / "sc12.onnx"
 DEFAULT_CLIPS = ROOT / "runs" / "bench" / "sc12_speaker_split" / "splits" / "test.jsonl"
 STARTUP_TIMEOUT_S = 60.0
@@ -362,11 +361,6 @@ def markdown(r: dict) -> str:
         f"{mc['cpu_count']}-core machine as the server and competes with it for the CPU, so these figures are a "
         f"lower bound for the server alone. Command: `{r['command']}`.")
     return "\n".join(lines) + "\n"
-
-
-def relative(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main() -> int:
