@@ -180,8 +180,11 @@ def test_early_stopping_waits_out_the_ctc_plateau(tmp_path):
     wers = [float(row["val_wer"]) for row in rows]
     losses = [float(row["val_loss"]) for row in rows]
     assert wers[1] >= wers[0], "the WER improved at once: this run does not show the plateau"
-    assert len(rows) == 4 and json.loads((out / "metrics.json").read_text())["epochs"] == 4
-    assert losses[-1] < losses[0]
+    # With patience 1, stopping on the WER would end after epoch 1; stopping on the loss ends at the first epoch
+    # whose loss is no lower than the best before it (Lightning's EarlyStopping rule), or at max_epochs.
+    stop = next((i + 1 for i in range(1, len(losses)) if losses[i] >= min(losses[:i])), 4)
+    assert losses[1] < losses[0], "the loss did not fall in the first epoch: the run shows nothing"
+    assert len(rows) == stop >= 3 and json.loads((out / "metrics.json").read_text())["epochs"] == stop
 
 
 @pytest.fixture(scope="module")
