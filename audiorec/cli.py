@@ -185,6 +185,9 @@ def _add_training_options(parser, model: bool = True) -> None:
     if model:
         parser.add_argument("--model", help="override model.name: cnn, cnn_trad_fpool3, ds_cnn, bc_resnet, matchboxnet, "
                             "crnn_fourier, gmm (the classical baseline) (sizes: model.size=...)")
+        parser.add_argument("--teacher", metavar="RUN", help="override train.teacher: a trained run (or an 'audiorec cv' "
+                            "folder, fold by fold) whose outputs this model learns to match besides the labels "
+                            "(knowledge distillation; train.distill_weight, train.distill_temperature)")
     parser.add_argument("--max-epochs", type=int, help="override train.max_epochs")
     parser.add_argument("--seed", type=int, help="override train.seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -553,6 +556,8 @@ def _training_config(args):
         overrides.append(f"task={args.task}")
     if getattr(args, "model", None) is not None:
         overrides.append(f"model.name={args.model}")
+    if getattr(args, "teacher", None) is not None:
+        overrides.append(f"train.teacher={args.teacher}")
     if args.max_epochs is not None:
         overrides.append(f"train.max_epochs={args.max_epochs}")
     if args.seed is not None:

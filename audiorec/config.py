@@ -154,6 +154,19 @@ class TrainConfig:
     ema_decay : float
         Decay per step of the moving average of the weights used for validation and
         inference; 0 turns it off.
+    teacher : str
+        Command recognition only: a trained run directory (or an ``audiorec cv`` folder, whose
+        ``fold_<speaker>`` matching this run's test speaker is used) whose model teaches this one
+        by knowledge distillation (Hinton et al. 2015): the loss adds the KL divergence from the
+        teacher's softened output on the same augmented batch. Empty trains without a teacher.
+        The teacher must have the same labels and the same test speakers (so it never trained on
+        this run's test clips); see :class:`~audiorec.tasks.commands.CommandTask`.
+    distill_weight : float in [0, 1]
+        Weight of the distillation term; the cross-entropy with the labels gets ``1 -
+        distill_weight``.
+    distill_temperature : float > 0
+        Temperature dividing both models' logits in the distillation term (its gradient is
+        scaled by the square, as Hinton et al. do).
     seed : int
     accelerator : str
         ``cpu``, ``gpu`` or ``auto`` (a GPU when present).
@@ -175,6 +188,9 @@ class TrainConfig:
     monitor: str = "val_loss"
     patience: int = 12
     ema_decay: float = 0.995
+    teacher: str = ""
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
     seed: int = 0
     accelerator: str = "auto"
     num_workers: int = -1
@@ -249,6 +265,8 @@ def validate(config: Config) -> Config:
         ("train.ema_decay", 0 <= config.train.ema_decay < 1),
         ("train.label_smoothing", 0 <= config.train.label_smoothing < 1),
         ("model.dropout", 0 <= config.model.dropout < 1),
+        ("train.distill_weight", 0 <= config.train.distill_weight <= 1),
+        ("train.distill_temperature", config.train.distill_temperature > 0),
         ("train.optimizer", config.train.optimizer in OPTIMIZERS),
         ("train.schedule", config.train.schedule in SCHEDULES),
         ("train.warmup_fraction", 0 <= config.train.warmup_fraction < 1),
@@ -272,6 +290,9 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"augment.{key}={value} is out of range")
     from audiorec.models import ASR_ENCODERS, ENCODERS  # imported here: the models need torch, reading a config does not
 
+    if config.train.teacher and (config.task != "commands" or config.model.name == "gmm"):
+        raise ConfigError(f"train.teacher={config.train.teacher}: distillation trains a command-recognition network "
+                          f"by gradient descent, not task={config.task} or model.name={config.model.name}")
     encoders = ASR_ENCODERS if config.task == "asr" else ENCODERS
     if config.model.name not in encoders:
         raise ConfigError(f"model.name={config.model.name} is not one of {', '.join(encoders)} (the models of task={config.task})")

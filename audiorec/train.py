@@ -35,6 +35,7 @@ from audiorec.evaluate import evaluate, evaluate_transcripts
 from audiorec.models import build_asr_model, build_model, count_parameters
 from audiorec.models.classifier import CommandClassifier
 from audiorec.plots import plot_training_curves
+from audiorec.recognize import load_run
 from audiorec.runtime import Recognizer, Transcriber
 from audiorec.run import RunDir, atomic_write_bytes, atomic_write_text, write_json
 from audiorec.tasks.commands import CommandTask
@@ -242,6 +243,64 @@ def fit_gmm(model: CommandClassifier, train_set: ClipDataset, run: RunDir, seed:
     return FitResult(epochs=None, n_parameters=encoder.n_parameters)
 
 
+def load_teacher(config: Config, split: Split, labels: list[str]) -> nn.Module:
+    """The trained model named by ``train.teacher``, checked fit to teach this run (distillation).
+
+    Parameters
+    ----------
+    config : Config
+        ``train.teacher`` is a run directory, or an ``audiorec cv`` folder holding
+        ``fold_<speaker>`` for this run's one test speaker; the sample rate must be the teacher's.
+    split : Split
+        This run's split: none of its test clips may be among the teacher's training or
+        validation clips (compared by the last two parts of their paths, so a moved corpus still
+        matches).
+    labels : list of str
+        This run's classes, in output order; the teacher's must be the same.
+
+    Returns
+    -------
+    nn.Module
+        The teacher's network (its moving average of the weights when kept), in eval mode:
+        (batch, n_samples) waveforms to (batch, n_classes) logits.
+
+    Raises
+    ------
+    ConfigError
+        No such directory, other labels or sample rate, or a teacher that trained on this run's
+        test clips; the message names the directory and the reason.
+    RunError
+        The directory is not a trained run.
+    """
+    root = Path(config.train.teacher).expanduser()
+    test_speakers = sorted(split.speakers("test"))
+    if len(test_speakers) == 1 and (root / f"fold_{test_speakers[0]}").is_dir():
+        root = root / f"fold_{test_speakers[0]}"
+    if not root.is_dir():
+        raise ConfigError(f"train.teacher={config.train.teacher}: no such run directory")
+    teacher = load_run(root)
+    where = f"train.teacher={root}"
+    if teacher.labels != labels:
+        raise ConfigError(f"{where}: the teacher's labels {teacher.labels} are not this run's {labels}")
+    if teacher.sample_rate != config.features.sample_rate:
+        raise ConfigError(f"{where}: the teacher hears {teacher.sample_rate} Hz audio, this run {config.features.sample_rate} Hz")
+
+    def key(u: Utterance) -> tuple[str, ...]:
+        return Path(u.path).parts[-2:]
+
+    seen = set()
+    for part in ("train", "val"):
+        manifest = RunDir(root).splits / f"{part}.jsonl"
+        if manifest.is_file():
+            seen |= {key(u) for u in read_manifest(manifest)}
+    leaked = [u.path for u in split.test if key(u) in seen]
+    if leaked:
+        raise ConfigError(f"{where}: the teacher trained on {len(leaked)} of this run's test clips (e.g. {leaked[0]}), "
+                          "so the student's test would not be of unseen data; train the teacher with the same "
+                          "test speakers (data.test_speakers, the same seed and split)")
+    return teacher.model
+
+
 def train(data: str | Path, out: str | Path, config: Config, progress: bool = True) -> dict:
     """Train, validate and test a command recognizer; write everything into ``out``.
 
@@ -304,7 +363,8 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         augment = WaveformAugment(config.augment, sample_rate, clip_samples, babble=talkers) if config.augment.enabled else None
         train_set = ClipDataset(waves["train"], train_targets, clip_samples, augment, config.train.seed)
         val_set = ClipDataset([waves["val"][i] for i in val_keep], [index[split.val[i].label] for i in val_keep], clip_samples)
-        fit = _fit_network(model, train_set, val_set, run, config, resuming, progress)
+        teacher = load_teacher(config, split, labels) if config.train.teacher else None
+        fit = _fit_network(model, train_set, val_set, run, config, resuming, progress, teacher)
     train_time_s = time.time() - started
 
     recognizer = Recognizer.from_run(run.root)
@@ -488,12 +548,13 @@ def _loader_workers(config: Config) -> int:
 
 
 def _fit_network(model: nn.Module, train_set: ClipDataset, val_set: ClipDataset, run: RunDir, config: Config,
-                 resuming: bool, progress: bool) -> FitResult:
-    """Train a command classifier with Lightning: checkpoints, CSV logs and ``training_curves.png`` into ``run``."""
+                 resuming: bool, progress: bool, teacher: nn.Module | None = None) -> FitResult:
+    """Train a command classifier with Lightning (distilling ``teacher`` when given): checkpoints,
+    CSV logs and ``training_curves.png`` into ``run``."""
     loader = dict(batch_size=config.data.batch_size, num_workers=_loader_workers(config))
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.data.batch_size, **loader)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.data.batch_size)
-    task = CommandTask(model, config.train, config.augment.mixup if config.augment.enabled else None)
+    task = CommandTask(model, config.train, config.augment.mixup if config.augment.enabled else None, teacher)
     trainer, _, data_wait = fit_lightning(task, train_loader, val_loader if len(val_set) else None, run, config,
                                           resuming, progress, monitor=config.train.monitor)
     return FitResult(epochs=trainer.current_epoch, n_parameters=count_parameters(model),
