@@ -159,8 +159,9 @@ class TrainConfig:
         ``fold_<speaker>`` matching this run's test speaker is used) whose model teaches this one
         by knowledge distillation (Hinton et al. 2015): the loss adds the KL divergence from the
         teacher's softened output on the same augmented batch. Empty trains without a teacher.
-        The teacher must have the same labels and the same test speakers (so it never trained on
-        this run's test clips); see :class:`~audiorec.tasks.commands.CommandTask`.
+        The teacher must have the same labels and sample rate, and none of this run's test clips
+        among its training or validation clips (:func:`~audiorec.train.load_teacher`); see
+        :class:`~audiorec.tasks.commands.CommandTask`.
     distill_weight : float in [0, 1]
         Weight of the distillation term; the cross-entropy with the labels gets ``1 -
         distill_weight``.
