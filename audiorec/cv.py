@@ -4,7 +4,8 @@
 
     manifest.jsonl           the corpus, imported once for every fold
     fold_<speaker>/          a complete run directory (see :mod:`audiorec.run`) per speaker
-    metrics.json             mean_accuracy, worst fold, and every fold's accuracy
+    metrics.json             mean_accuracy, worst fold, and every fold's accuracy (with
+                             ``adapt_clips``, also each fold adapted to its speaker: ``adapted``)
     folds.png                accuracy per held-out speaker
 
 Each fold trains on all the other speakers unless asked to hold some out for validation.
@@ -21,15 +22,17 @@ import json
 import statistics
 from pathlib import Path
 
+from audiorec.adapt import batch_norm_layers, speaker_adaptation
 from audiorec.config import Config
 from audiorec.data.manifest import write_manifest
+from audiorec.models import build_model
 from audiorec.plots import plot_folds
 from audiorec.run import RunDir, write_json
 from audiorec.train import check_same_config, prepare_data, train
 
 
 def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str = "loso", progress: bool = True,
-                   val_fraction: float = 0.0) -> dict:
+                   val_fraction: float = 0.0, adapt_clips: int = 0) -> dict:
     """Train and test one model per held-out speaker, then summarise.
 
     By default each fold trains on every other speaker for all epochs and keeps the last
@@ -53,6 +56,12 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
     val_fraction : float in [0, 1)
         Share of the other speakers held out of each fold's training to validate (pick the
         checkpoint, stop early); 0 trains on all of them.
+    adapt_clips : int >= 0
+        Also measure unsupervised speaker adaptation: each fold's model is adapted to this many of
+        the held-out speaker's clips, drawn at random with ``train.seed`` and used without their
+        labels (:func:`~audiorec.adapt.speaker_adaptation`), and scored with and without the
+        adaptation on the speaker's other clips. 0 (the default) does not. Finished folds are
+        adapted too, so it can be asked for after training.
 
     Returns
     -------
@@ -60,12 +69,17 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
         The content of ``metrics.json``: ``mean_accuracy``, ``std_accuracy``, ``worst_accuracy``,
         ``worst_speaker``, ``n_test`` (all folds), ``folds`` (one dict per speaker with
         ``speaker``, ``test_accuracy``, ``n_test``, ``train_time_s``, ``run``), ``train_time_s``.
+        With ``adapt_clips``, each fold also has ``adapted`` (see
+        :func:`~audiorec.adapt.adaptation_gain`) and the summary ``adapted``: ``n_adapt``,
+        ``mean_accuracy``, ``worst_accuracy``, ``worst_speaker`` and ``unadapted_mean_accuracy``
+        (the same clips without adaptation).
 
     Raises
     ------
     ValueError
         Unknown ``folds``, clips without speakers, fewer than two speakers, ``task=asr``, or
-        ``val_fraction`` out of range.
+        ``val_fraction`` out of range, or ``adapt_clips`` negative or with a model that has no
+        batch norm (``gmm``, ``cnn_trad_fpool3``).
     ConfigError
         A finished fold in ``out`` was trained with another configuration (use a new ``out``).
 
@@ -78,6 +92,10 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
         raise ValueError(f"folds={folds!r}: only 'loso' (leave one speaker out) is supported")
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction={val_fraction!r}: must be in [0, 1)")
+    if adapt_clips < 0:
+        raise ValueError(f"adapt_clips={adapt_clips}: must be >= 0")
+    if adapt_clips and not batch_norm_layers(build_model(config, n_classes=2)):  # refused before any training
+        raise ValueError(f"adapt_clips={adapt_clips}: model.name={config.model.name} has no batch norm to adapt")
     if config.task != "commands":
         raise ValueError(f"cross-validation compares command recognizers; task={config.task} is trained with "
                          "'audiorec train --task asr' and scored on the corpus's test set")
@@ -118,6 +136,11 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
             "train_time_s": metrics["train_time_s"],
             "run": run.root.name,
         })
+        if adapt_clips:
+            adapted = speaker_adaptation(run.root, adapt_clips, seed=config.train.seed)
+            results[-1]["adapted"] = {k: v for k, v in adapted.items() if k != "speaker"}
+            print(f"fold {i}/{len(speakers)} ({speaker}): adapted to {adapt_clips} of the speaker's clips, accuracy "
+                  f"{adapted['accuracy']:.4f} on the other {adapted['n_test']} (unadapted {adapted['unadapted_accuracy']:.4f})")
 
     accuracies = [r["test_accuracy"] for r in results]
     worst = min(results, key=lambda r: r["test_accuracy"])
@@ -131,6 +154,16 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
         "train_time_s": round(sum(r["train_time_s"] for r in results), 1),
         "folds": results,
     }
+    if adapt_clips:
+        adapted = [r["adapted"] for r in results]
+        worst_adapted = min(results, key=lambda r: r["adapted"]["accuracy"])
+        summary["adapted"] = {
+            "n_adapt": adapt_clips,
+            "mean_accuracy": round(statistics.fmean(a["accuracy"] for a in adapted), 4),
+            "worst_accuracy": worst_adapted["adapted"]["accuracy"],
+            "worst_speaker": worst_adapted["speaker"],
+            "unadapted_mean_accuracy": round(statistics.fmean(a["unadapted_accuracy"] for a in adapted), 4),
+        }
     write_json(out / "metrics.json", summary)
     plot_folds([r["speaker"] for r in results], accuracies, out / "folds.png")
     return summary

@@ -55,6 +55,16 @@ def timed(args: list[str]) -> tuple[float, float]:
     return int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3)), peak_kb / 1024
 
 
+def save_results(stem: str | Path, results, table: str) -> None:
+    """Write ``<stem>.json`` (``results``) and ``<stem>.md`` (``table``) and print the table; a bare
+    name goes to ``benchmarks/results/``, a path (``--results benchmarks/results/export``) where it says."""
+    target = Path(stem) if len(Path(stem).parts) > 1 else RESULTS / stem
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.with_name(target.name + ".json").write_text(json.dumps(results, indent=2) + "\n")
+    target.with_name(target.name + ".md").write_text(table)
+    print(table)
+
+
 def run_and_save(names: list[str], stem: str, run: Callable[[str], dict], markdown: Callable[[dict], str]) -> None:
     """Run each protocol and save after each one: ``results/<stem>.json`` (merged with the
     protocols already there) and ``results/<stem>.md`` (the README's table), then print the table."""
@@ -63,10 +73,7 @@ def run_and_save(names: list[str], stem: str, run: Callable[[str], dict], markdo
     for name in names:
         results[name] = run(name)
         print(json.dumps(results[name], indent=2), flush=True)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS / f"{stem}.md").write_text(markdown(results))
-    print(markdown(results))
+        save_results(stem, results, markdown(results))
 
 
 def posteriors_under(run: Path, transforms: dict[str, Callable[[np.ndarray, int], np.ndarray]]) -> tuple[list, dict, list]:

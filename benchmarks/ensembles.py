@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import RESULTS, posteriors_under
+from _common import posteriors_under, save_results
 from audiorec.audio import resample
 
 SPEEDS = {"0.93, 1, 1.07": (0.93, 1.0, 1.07), "0.9, 1, 1.1": (0.9, 1.0, 1.1)}
@@ -86,10 +86,7 @@ def main() -> None:
     if not folds:
         raise SystemExit("no fold is finished in every output given")
     rows = [measure_fold(args.outputs, fold, not args.no_speeds) for fold in folds]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (RESULTS / f"{args.name}.md").write_text(markdown(rows))
-    print(markdown(rows))
+    save_results(args.name, rows, markdown(rows))
 
 
 if __name__ == "__main__":

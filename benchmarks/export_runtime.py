@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATA, RESULTS, ROOT, relative
+from _common import DATA, RESULTS, ROOT, relative, save_results
 
 
 def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray) -> dict:
@@ -171,11 +171,7 @@ def main() -> None:
         "streaming": streaming(Path(report.model), run, out, args.minutes, args.seed),
         "clip_bound": clip_bound(Path(report.model), run),
     }
-    target = Path(args.results)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    target.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    save_results(args.results, results, markdown(results))
 
 
 if __name__ == "__main__":

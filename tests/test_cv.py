@@ -70,6 +70,31 @@ def test_cv_trains_one_fold_per_speaker_and_resumes(three_speakers, tmp_path, ca
     assert json.loads((out / "metrics.json").read_text())["folds"] == folds
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")} == fold_checkpoints
 
+    # Speaker adaptation is measured on the finished folds, without training them again.
+    code = main(["cv", "--data", str(manifest), "--out", str(out), "--quiet", "--adapt-clips", "2", *CV_OVERRIDES])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")} == fold_checkpoints
+    adapted_metrics = json.loads((out / "metrics.json").read_text())
+    for fold in adapted_metrics["folds"]:
+        a = fold["adapted"]
+        assert a["n_adapt"] == 2 and a["n_test"] == per_speaker - 2  # no clip is both adapted to and tested
+        assert 0.0 <= a["accuracy"] <= 1.0 and 0.0 <= a["unadapted_accuracy"] <= 1.0
+    summary = adapted_metrics["adapted"]
+    assert summary["n_adapt"] == 2
+    assert summary["mean_accuracy"] == pytest.approx(statistics.fmean(f["adapted"]["accuracy"] for f in adapted_metrics["folds"]), abs=1e-4)
+    assert summary["worst_accuracy"] == min(f["adapted"]["accuracy"] for f in adapted_metrics["folds"])
+    assert "adapted to 2 unlabelled clips of each speaker" in stdout
+    assert adapted_metrics["mean_accuracy"] == metrics["mean_accuracy"]  # the unadapted summary is unchanged
+
+
+def test_cv_refuses_adaptation_of_a_model_without_batch_norm_before_training(three_speakers, tmp_path):
+    manifest, _ = three_speakers
+    with pytest.raises(ValueError, match="model.name=gmm has no batch norm"):
+        cross_validate(manifest, tmp_path / "out", load_config(None, [*CV_OVERRIDES, "model.name=gmm"]), progress=False,
+                       adapt_clips=2)
+    assert not any((tmp_path / "out").glob("fold_*"))
+
 
 def test_cv_needs_speakers(tmp_path, three_speakers):
     manifest, speakers = three_speakers
