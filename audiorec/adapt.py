@@ -43,7 +43,17 @@ ADAPTATION_FILE = "adaptation.json"  # in an adapted run directory: where its st
 
 
 def batch_norm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """The batch-norm layers of ``model`` (1-D, 2-D and 3-D), in module order."""
+    """The batch-norm layers of ``model`` (1-D, 2-D and 3-D), in module order.
+
+    Parameters
+    ----------
+    model : nn.Module
+
+    Returns
+    -------
+    list of torch.nn.modules.batchnorm._BatchNorm
+        Empty for a model without batch normalisation (Ioffe & Szegedy 2015); raises nothing.
+    """
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 

@@ -295,8 +295,9 @@ def _add_adapt_command(sub) -> None:
         "(or room, or microphone), without labels (AdaBN, Li et al. 2018), and write the adapted model as a "
         "new run directory that recognize, evaluate, export, listen and serve read like any other. The source "
         "run is not modified. Twenty clips of the speaker saying their commands, in any order but each about as "
-        "often (clips of only one or two commands can make it worse; see --weight), are enough; on FSDD leave-one-speaker-out they raised accuracy on the speaker's other clips (README, Speaker "
-        "adaptation).",
+        "often (clips of only one or two commands can make it worse; see --weight), are enough: on FSDD "
+        "leave-one-speaker-out they raised the mean accuracy on the speakers' other clips from 0.965 to 0.972 "
+        "(README, Speaker adaptation).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     ad.add_argument("run", help="run directory written by 'audiorec train' (command recognition)")
