@@ -189,6 +189,9 @@ def _add_training_options(parser, model: bool = True) -> None:
         parser.add_argument("--teacher", metavar="RUN", help="override train.teacher: a trained run (or an 'audiorec cv' "
                             "folder, fold by fold) whose outputs this model learns to match besides the labels "
                             "(knowledge distillation; train.distill_weight, train.distill_temperature)")
+        parser.add_argument("--extra-train", metavar="DATA", help="override data.extra_train: a corpus folder or "
+                            ".jsonl manifest of other speakers' clips (labels among the data's) added to the training "
+                            "split only, never validated or tested on")
     parser.add_argument("--max-epochs", type=int, help="override train.max_epochs")
     parser.add_argument("--seed", type=int, help="override train.seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -588,6 +591,8 @@ def _training_config(args):
         overrides.append(f"model.name={args.model}")
     if getattr(args, "teacher", None) is not None:
         overrides.append(f"train.teacher={args.teacher}")
+    if getattr(args, "extra_train", None) is not None:
+        overrides.append(f"data.extra_train={args.extra_train}")
     if args.max_epochs is not None:
         overrides.append(f"train.max_epochs={args.max_epochs}")
     if args.seed is not None:

@@ -35,6 +35,13 @@ class DataConfig:
         Shares of speaker groups for validation and test.
     test_speakers : list of str
         Explicit test speakers (overrides ``test_fraction``).
+    extra_train : str
+        Corpus folder or ``.jsonl`` manifest of other speakers' clips added to the training split
+        only (never validated or tested on), for example another corpus's recordings of the same
+        words; its speakers must not occur in the data and its labels must be among the data's.
+        Empty adds none. With ``audiorec cv`` every fold trains on them and the folds stay those
+        of the data's own speakers. FSDD leave-one-speaker-out with Speech Commands' 240 digit
+        words (118 more speakers) added: see the README (``benchmarks/extra_speakers.py``).
     batch_size : int
     validation : ValidationConfig
         Thresholds for excluding files at import.
@@ -45,6 +52,7 @@ class DataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     test_speakers: list[str] = field(default_factory=list)
+    extra_train: str = ""
     batch_size: int = 64
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
@@ -294,6 +302,9 @@ def validate(config: Config) -> Config:
     if config.train.teacher and (config.task != "commands" or config.model.name == "gmm"):
         raise ConfigError(f"train.teacher={config.train.teacher}: distillation trains a command-recognition network "
                           f"by gradient descent, not task={config.task} or model.name={config.model.name}")
+    if config.data.extra_train and config.task != "commands":
+        raise ConfigError(f"data.extra_train={config.data.extra_train}: extra training clips are for task=commands, "
+                          f"not task={config.task}")
     encoders = ASR_ENCODERS if config.task == "asr" else ENCODERS
     if config.model.name not in encoders:
         raise ConfigError(f"model.name={config.model.name} is not one of {', '.join(encoders)} (the models of task={config.task})")

@@ -8,7 +8,8 @@
                              ``adapt_clips``, also each fold adapted to its speaker: ``adapted``)
     folds.png                accuracy per held-out speaker
 
-Each fold trains on all the other speakers unless asked to hold some out for validation.
+Each fold trains on all the other speakers unless asked to hold some out for validation, and on
+the clips of ``data.extra_train`` (other speakers, never a fold of their own) when it is set.
 
 A fold whose ``metrics.json`` exists is not trained again and an unfinished fold resumes from its
 last checkpoint, so running the same command after a crash or Ctrl-C carries on where it stopped;
@@ -68,7 +69,8 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
     dict
         The content of ``metrics.json``: ``mean_accuracy``, ``std_accuracy``, ``worst_accuracy``,
         ``worst_speaker``, ``n_test`` (all folds), ``folds`` (one dict per speaker with
-        ``speaker``, ``test_accuracy``, ``n_test``, ``train_time_s``, ``run``), ``train_time_s``.
+        ``speaker``, ``test_accuracy``, ``n_test``, ``train_time_s``, ``run``), ``train_time_s``,
+        and ``extra_train`` when ``config.data.extra_train`` is set.
         With ``adapt_clips``, each fold also has ``adapted`` (see
         :func:`~audiorec.adapt.adaptation_gain`) and the summary ``adapted``: ``n_adapt``,
         ``mean_accuracy``, ``worst_accuracy``, ``worst_speaker`` and ``unadapted_mean_accuracy``
@@ -154,6 +156,8 @@ def cross_validate(data: str | Path, out: str | Path, config: Config, folds: str
         "train_time_s": round(sum(r["train_time_s"] for r in results), 1),
         "folds": results,
     }
+    if config.data.extra_train:
+        summary["extra_train"] = config.data.extra_train
     if adapt_clips:
         adapted = [r["adapted"] for r in results]
         worst_adapted = min(results, key=lambda r: r["adapted"]["accuracy"])

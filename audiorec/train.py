@@ -301,6 +301,48 @@ def load_teacher(config: Config, split: Split, labels: list[str]) -> nn.Module:
     return teacher.model
 
 
+def add_extra_train(split: Split, utterances: list[Utterance], config: Config, progress: bool = True) -> Split:
+    """The split with the clips of ``data.extra_train`` added to its training part.
+
+    Parameters
+    ----------
+    split : Split
+        The speaker split of ``utterances``.
+    utterances : list of Utterance
+        The data the split was made from.
+    config : Config
+        ``data.extra_train``: a corpus folder or ``.jsonl`` manifest; empty returns ``split``.
+    progress : bool
+
+    Returns
+    -------
+    Split
+        ``train`` followed by the extra clips; ``val`` and ``test`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        The extra clips do not exist or hold no labelled clips, share a speaker or a file with the
+        data (a test speaker could be trained on), or have a label the data lacks (its model
+        would have a class no clip tests).
+    """
+    if not config.data.extra_train:
+        return split
+    name = f"data.extra_train={config.data.extra_train}"
+    extra = prepare_data(config.data.extra_train, config, None, progress)
+    shared = sorted({u.speaker for u in utterances} & {u.speaker for u in extra} - {None})
+    if shared:
+        raise ValueError(f"{name}: speakers {', '.join(shared[:5])}{' ...' if len(shared) > 5 else ''} are also in the data; "
+                         "extra clips must come from other speakers, or a test speaker could be trained on")
+    files = {u.path for u in utterances} & {u.path for u in extra}
+    if files:
+        raise ValueError(f"{name}: {len(files)} files are also in the data, for example {min(files)}")
+    unknown = sorted({u.label for u in extra} - {u.label for u in utterances})
+    if unknown:
+        raise ValueError(f"{name}: labels {', '.join(unknown[:10])} are not in the data")
+    return Split(split.train + extra, split.val, split.test)
+
+
 def train(data: str | Path, out: str | Path, config: Config, progress: bool = True) -> dict:
     """Train, validate and test a command recognizer; write everything into ``out``.
 
@@ -318,7 +360,8 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
     -------
     dict
         The content of ``metrics.json``: ``test_accuracy`` (fraction), ``n_test``, ``per_class``
-        precision/recall/F1, ``macro_f1``, ``confusion_matrix``, ``labels``, split sizes and
+        precision/recall/F1, ``macro_f1``, ``confusion_matrix``, ``labels``, split sizes (``n_train``
+        counts the ``n_extra_train`` clips of ``data.extra_train``) and
         speakers, ``train_time_s``, ``peak_rss_mb``, ``best_val_accuracy``, ``epochs``,
         ``n_parameters`` and ``data_wait_share`` (see :class:`FitResult`).
 
@@ -336,6 +379,8 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
     split = speaker_split(
         utterances, config.data.val_fraction, config.data.test_fraction, config.data.test_speakers or None
     )
+    n_own_train = len(split.train)
+    split = add_extra_train(split, utterances, config, progress)
     if not split.val:
         warnings.warn("no validation split: training runs all epochs and keeps the last weights")
     labels = sorted({u.label for u in split.train})
@@ -375,6 +420,7 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
     metrics: dict = {
         "labels": labels,
         "n_train": len(split.train),
+        "n_extra_train": len(split.train) - n_own_train,
         "n_val": len(split.val),
         "n_test": len(split.test),
         "n_speakers": {part: len(split.speakers(part)) for part in ("train", "val", "test")},

@@ -90,3 +90,6 @@ def test_other_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="max_epochs"):
         load_config(None, ["train.max_epochs"])  # not key=value
     assert issubclass(ConfigError, ValueError)
+    with pytest.raises(ConfigError, match=r"data\.extra_train=more\.jsonl: .* not task=asr"):
+        load_config(None, ["task=asr", "data.extra_train=more.jsonl"])
+    assert load_config(None, ["data.extra_train=more.jsonl"]).data.extra_train == "more.jsonl"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 
@@ -10,6 +11,7 @@ import pytest
 from audiorec.cli import main
 from audiorec.config import load_config
 from audiorec.cv import cross_validate
+from audiorec.train import train
 from audiorec.data.corpora import import_corpus
 from audiorec.data.manifest import read_manifest, write_manifest
 from conftest import QUICK_OVERRIDES, SYNTH_COMMANDS, SYNTH_TAKES
@@ -131,3 +133,40 @@ def test_cv_validates_on_a_share_of_speakers_when_asked_and_refuses_to_mix_confi
     assert "--val-fraction" in capsys.readouterr().err
     with pytest.raises(ValueError, match="val_fraction=1.0"):
         cross_validate(manifest, tmp_path / "out3", load_config(None, list(CV_OVERRIDES)), progress=False, val_fraction=1.0)
+
+
+def test_cv_trains_every_fold_on_the_extra_clips_and_never_tests_on_them(synth_corpus, three_speakers, tmp_path, capsys):
+    manifest, speakers = three_speakers
+    own = tmp_path / "own.jsonl"
+    write_manifest(own, [u for u in read_manifest(manifest) if u.speaker in speakers[:2]])
+    others = [u for u in import_corpus(synth_corpus, progress=False).utterances if u.speaker not in speakers]
+    extra_speaker = sorted({u.speaker for u in others})[0]
+    extra = tmp_path / "extra.jsonl"
+    write_manifest(extra, [u for u in others if u.speaker == extra_speaker])
+    n_extra = len(SYNTH_COMMANDS) * SYNTH_TAKES
+
+    out = tmp_path / "loso"
+    code = main(["cv", "--data", str(own), "--extra-train", str(extra), "--out", str(out), "--quiet", *CV_OVERRIDES])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [f["speaker"] for f in metrics["folds"]] == speakers[:2]  # the extra speaker is no fold of its own
+    assert metrics["extra_train"] == str(extra)
+    for fold in metrics["folds"]:
+        run = out / fold["run"]
+        trained = {u.speaker for u in read_manifest(run / "splits" / "train.jsonl")}
+        assert trained == set(speakers[:2]) - {fold["speaker"]} | {extra_speaker}
+        assert {u.speaker for u in read_manifest(run / "splits" / "test.jsonl")} == {fold["speaker"]}
+        fold_metrics = json.loads((run / "metrics.json").read_text())
+        assert fold_metrics["n_extra_train"] == n_extra
+        assert fold_metrics["n_train"] == n_extra + len(SYNTH_COMMANDS) * SYNTH_TAKES
+
+    # A speaker or a label the data does not share is refused before any training.
+    config = load_config(None, [*CV_OVERRIDES, f"data.extra_train={manifest}", f"data.test_speakers=[{speakers[0]}]"])
+    with pytest.raises(ValueError, match=f"speakers .*{speakers[0]}.* are also in the data"):
+        train(own, tmp_path / "overlap", config, progress=False)
+    relabelled = tmp_path / "relabelled.jsonl"
+    write_manifest(relabelled, [dataclasses.replace(u, label="banana") for u in read_manifest(extra)])
+    config.data.extra_train = str(relabelled)
+    with pytest.raises(ValueError, match="labels banana are not in the data"):
+        train(own, tmp_path / "unknown", config, progress=False)
+    assert not (tmp_path / "unknown" / "checkpoints").exists()
