@@ -95,6 +95,19 @@ def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, pr
     return labelled
 
 
+def _resolve_paths(value):
+    """``value`` (a config as nested dicts and lists) with every string that names an existing
+    file or folder replaced by its absolute path, so that ``noise/a.wav`` and ``/work/noise/a.wav``
+    compare equal."""
+    if isinstance(value, dict):
+        return {k: _resolve_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_paths(v) for v in value]
+    if isinstance(value, str) and value and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
+
+
 def check_same_config(run: RunDir, config: Config) -> None:
     """Refuse to resume, or reuse, a run directory trained with a different configuration.
 
@@ -104,7 +117,8 @@ def check_same_config(run: RunDir, config: Config) -> None:
         A run directory; one without ``config.yaml`` passes.
     config : Config
         The configuration about to be trained; ``train.max_epochs`` may differ (a run can be
-        given more epochs).
+        given more epochs). Paths to existing files compare by where they lead, so a noise file
+        given relative once and absolute the next time is the same configuration.
 
     Raises
     ------
@@ -113,8 +127,8 @@ def check_same_config(run: RunDir, config: Config) -> None:
     """
     if not run.config.is_file():
         return
-    old = asdict(config_from_yaml(run.config.read_text(encoding="utf-8")))
-    new = asdict(config)
+    old = _resolve_paths(asdict(config_from_yaml(run.config.read_text(encoding="utf-8"))))
+    new = _resolve_paths(asdict(config))
     old["train"].pop("max_epochs"), new["train"].pop("max_epochs")
     diffs = [f"{s}: {old[s]!r} -> {new[s]!r}" for s in new if not isinstance(new[s], dict) and old[s] != new[s]]
     diffs += [f"{s}.{k}: {old[s].get(k)!r} -> {new[s][k]!r}" for s in new if isinstance(new[s], dict)

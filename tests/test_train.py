@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
-from audiorec.config import ConfigError, load_config
+from audiorec.config import ConfigError, load_config, to_yaml
 from audiorec.data.corpora import import_corpus
 from audiorec.data.manifest import read_manifest
 from audiorec.data.splits import speaker_split
 from audiorec.runtime import Recognizer
-from audiorec.train import train
+from audiorec.run import RunDir
+from audiorec.train import check_same_config, train
 from conftest import QUICK_OVERRIDES, SYNTH_COMMANDS, SYNTH_SPEAKERS, SYNTH_TAKES
 
 
@@ -239,3 +240,17 @@ def test_recognizer_from_a_folder_that_is_not_a_run(tmp_path):
     (tmp_path / "labels.json").write_text('["a", "b"]')
     with pytest.raises(RunError, match="config.yaml"):
         Recognizer.from_run(tmp_path)
+
+
+def test_same_noise_file_given_relative_or_absolute_is_the_same_configuration(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / "noise").mkdir(exist_ok=True)
+        (tmp_path / "noise" / name).write_bytes(b"")
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.config.write_text(to_yaml(load_config(None, ["augment.background_noise.paths=[noise/a.wav]"])))
+
+    check_same_config(run, load_config(None, [f"augment.background_noise.paths=[{tmp_path / 'noise' / 'a.wav'}]"]))
+    with pytest.raises(ConfigError, match="background_noise"):
+        check_same_config(run, load_config(None, [f"augment.background_noise.paths=[{tmp_path / 'noise' / 'b.wav'}]"]))
