@@ -339,6 +339,13 @@ def add_extra_train(split: Split, utterances: list[Utterance], config: Config, p
         The extra clips do not exist or hold no labelled clips, share a speaker or a file with the
         data (a test speaker could be trained on), or have a label the data lacks (its model
         would have a class no clip tests).
+
+    Notes
+    -----
+    Training on pooled corpora of the same vocabulary, as speaker-independent recognizers have
+    long done; the README's example adds the digit words of Speech Commands (Warden 2018,
+    arXiv:1804.03209) to FSDD's leave-one-speaker-out folds. The clips are imported again for
+    each call (:func:`prepare_data`), once per ``audiorec cv`` fold.
     """
     if not config.data.extra_train:
         return split
