@@ -24,13 +24,14 @@ from audiorec.augment import (
     mixup,
     rms,
     seeded,
+    word_bounds,
 )
 from audiorec.config import ConfigError, load_config
 from audiorec.data.dataset import ClipDataset
 from conftest import dominant_frequency, shared_dataset, sine, write_sine
 
 SR = 16_000
-EFFECTS = ("speed", "time_shift", "pitch_shift", "tempo", "band_pass", "eq", "high_shelf", "echo", "reverb", "gain",
+EFFECTS = ("speed", "trim_edges", "time_shift", "pitch_shift", "tempo", "band_pass", "eq", "high_shelf", "echo", "reverb", "gain",
            "loudness", "background_noise", "babble", "color_noise")
 SEEDS = (0, 1, 2)
 
@@ -141,6 +142,8 @@ def _check_ranges(effect: str, record: dict, config: AugmentConfig, clean: np.nd
     c = getattr(config, effect)
     if effect in ("speed", "tempo"):
         assert within(record["rate"], c.min_rate, c.max_rate)
+    elif effect == "trim_edges":
+        assert within(record["start_ms"], 0, c.max_ms) and within(record["end_ms"], 0, c.max_ms)
     elif effect == "time_shift":
         assert abs(record["shift_amount"]) <= c.max_ms / 1000 + 1e-4
     elif effect == "pitch_shift":
@@ -273,6 +276,43 @@ def test_tempo_changes_duration_but_not_pitch_or_length(seed):
     assert len(out) == SR
     assert dominant_frequency(out, SR) == pytest.approx(440.0, abs=2.0)
     assert _active_samples(out) == pytest.approx(_active_samples(x) / rate, rel=0.02)
+
+
+def word_in_silence(start_s: float = 0.2, end_s: float = 0.5, total_s: float = 1.0) -> np.ndarray:
+    """A 440 Hz tone from ``start_s`` to ``end_s`` with digital silence around it."""
+    y = np.zeros(round(SR * total_s), np.float32)
+    y[round(SR * start_s) : round(SR * end_s)] = tone(440.0, end_s - start_s)
+    return y
+
+
+def test_word_bounds_find_the_loud_part_to_the_frame():
+    assert word_bounds(word_in_silence(0.2, 0.5), SR, 30.0) == (3200, 8000)
+    quiet_tail = word_in_silence(0.2, 0.5)
+    quiet_tail[8000:9600] = 0.5 * 10 ** (-20 / 20) * tone(440.0, 0.1)  # 20 dB down: still the word at 30 dB
+    assert word_bounds(quiet_tail, SR, 30.0) == (3200, 9600)
+    assert word_bounds(quiet_tail, SR, 10.0) == (3200, 8000)
+    assert word_bounds(np.zeros(SR, np.float32), SR, 30.0) == (0, SR)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_trim_edges_cuts_the_drawn_milliseconds_off_the_word_and_drops_the_silence(seed):
+    config = only("trim_edges", max_ms=40.0)
+    out, applied = WaveformAugment(config, SR)(word_in_silence(0.2, 0.5), seed)
+    (record,) = applied
+    cut = round(record["start_ms"] * SR / 1000) + round(record["end_ms"] * SR / 1000)
+    assert abs(len(out) - (4800 - cut)) <= 2  # the record is rounded to 6 digits
+    assert out[0] == 0 and out[-1] == 0  # faded in and out, no click
+    assert word_bounds(out, SR, 30.0)[0] <= SR // 100  # the silence before the word is gone
+    padded, _ = WaveformAugment(config, SR, clip_samples=SR)(word_in_silence(0.2, 0.5), seed)
+    assert padded.shape == (SR,)
+
+
+def test_trim_edges_cuts_at_most_half_of_a_short_word():
+    config = only("trim_edges", max_ms=500.0)
+    for seed in SEEDS:
+        out, applied = WaveformAugment(config, SR)(word_in_silence(0.2, 0.3), seed)
+        assert applied[0]["start_ms"] + applied[0]["end_ms"] > 100  # asked for more than the word
+        assert len(out) >= 800  # 50 of its 100 ms kept
 
 
 def test_time_shift_moves_a_click_by_the_drawn_shift():
@@ -786,6 +826,8 @@ def test_bad_noise_path_is_ignored_when_background_noise_is_off(tmp_path):
         ("augment.speed.min_rate=0", "augment.speed.min_rate"),
         ("augment.tempo.min_rate=-1", "augment.tempo.min_rate"),
         ("augment.time_shift.max_ms=-5", "augment.time_shift.max_ms"),
+        ("augment.trim_edges.max_ms=-5", "augment.trim_edges.max_ms"),
+        ("augment.trim_edges.top_db=0", "augment.trim_edges.top_db"),
         ("augment.mixup.alpha=0", "augment.mixup.alpha"),
         ("augment.mixup.p=2", "augment.mixup.p"),
     ],

@@ -17,7 +17,7 @@ from conftest import hash_tree, write_sine
 
 LABELS = ("left", "right")
 SPEAKERS = ("aaaa1111", "bbbb2222")
-KNOWN_EFFECTS = {"speed", "time_shift", "pitch_shift", "tempo", "band_pass", "high_shelf", "echo", "reverb", "gain",
+KNOWN_EFFECTS = {"speed", "trim_edges", "time_shift", "pitch_shift", "tempo", "band_pass", "high_shelf", "echo", "reverb", "gain",
                  "loudness", "background_noise", "color_noise"}
 
 
