@@ -571,7 +571,12 @@ def trim_word(samples: np.ndarray, sample_rate: int, start_ms: float, end_ms: fl
     Returns
     -------
     np.ndarray [shape=(n_kept,), dtype=float32]
-        A copy; the silence around the word is dropped.
+        A copy; the silence around the word is dropped. Nothing is raised: a silent clip is
+        kept whole (less the cuts), and the cuts never exceed half the word.
+
+    References
+    ----------
+    See :class:`TrimEdges` (an augmentation found on FSDD, no paper).
     """
     start, end = word_bounds(samples, sample_rate, top_db)
     budget = (end - start) // 4
@@ -588,8 +593,28 @@ def trim_word(samples: np.ndarray, sample_rate: int, start_ms: float, end_ms: fl
 
 def word_bounds(samples: np.ndarray, sample_rate: int, top_db: float) -> tuple[int, int]:
     """Start and end sample of the loud part of a clip: from the first to the last 10 ms frame
-    whose mean power is within ``top_db`` dB of the loudest frame's (the whole clip when it is
-    silent or shorter than a frame)."""
+    whose mean power is within ``top_db`` dB of the loudest frame's.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)]
+        Mono waveform.
+    sample_rate : int
+        Hz; a frame is ``sample_rate // 100`` samples.
+    top_db : float > 0
+        dB below the loudest frame that still count as the word.
+
+    Returns
+    -------
+    (int, int)
+        ``start`` and ``end`` sample indices, ``0 <= start < end <= n``; ``(0, n)`` when the clip
+        is digitally silent or shorter than one frame. Nothing is raised.
+
+    References
+    ----------
+    The same rule as ``librosa.effects.trim`` (frames within ``top_db`` of the peak), on
+    non-overlapping frames so the bounds fall on frame edges.
+    """
     frame = max(1, sample_rate // 100)
     n_frames = len(samples) // frame
     if n_frames == 0:
