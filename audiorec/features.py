@@ -1,4 +1,4 @@
-"""Feature front ends as ``torch.nn.Module``: log-mel spectrogram and MFCC.
+"""Feature front ends as ``torch.nn.Module``: log-mel spectrogram, MFCC and PCEN.
 
 They are part of every model (the model owns its front end), so the same graph runs in training,
 in recognition and in export to ONNX. The filter bank follows librosa's mel scale and Slaney
@@ -36,7 +36,8 @@ class FeatureConfig:
 
     Attributes
     ----------
-    kind : {"log_mel", "mfcc"}
+    kind : {"log_mel", "mfcc", "pcen"}
+        ``pcen`` is :class:`PCEN` on the same mel bands, in place of the log.
     sample_rate : int
         Hz of the input waveform.
     win_ms : float
@@ -57,6 +58,10 @@ class FeatureConfig:
         windowed DFT (a learned front end on the raw waveform, as in Sainath et al. 2015); it adds
         ``2 * (n_fft // 2 + 1) * win_length`` weights (205.6 k at 25 ms and 16 kHz) to the model
         and to its exported file. The ``crnn_fourier`` model is the one documented with it.
+    pcen_time_constant_s : float
+        With ``kind == "pcen"``: the seconds its smoother averages over.
+    pcen_trainable : bool
+        With ``kind == "pcen"``: learn its gain, bias and power per band.
     """
 
     kind: str = "log_mel"
@@ -69,6 +74,8 @@ class FeatureConfig:
     f_max_hz: float = 0.0
     top_db: float = 40.0
     learnable_dft: bool = False
+    pcen_time_constant_s: float = 0.4
+    pcen_trainable: bool = False
 
 
 class LogMel(nn.Module):
@@ -212,12 +219,23 @@ class LogMel(nn.Module):
         triangles = torch.clamp(torch.minimum(rising, falling), min=0.0)
         return triangles * (2.0 / (edges[2:] - edges[:-2]))[:, None]
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mel filterbank energies before the log.
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch, n_mels, n_frames)]
+            ``mel_basis() @ |STFT|^2`` of the waveform as given (power in the waveform's squared
+            units per band).
+        """
         padded = F.pad(waveform.unsqueeze(1), (self.pad_left, self.pad_right), mode="reflect")
         spec = F.conv1d(padded, self.dft_kernel(), stride=self.hop_length)  # (batch, 2 * n_bins, n_frames)
         real, imag = spec.chunk(2, dim=1)
         power = real * real + imag * imag  # (batch, n_fft // 2 + 1, n_frames)
-        log_mel = torch.log(torch.matmul(self.mel_basis(), power) + self.floor)
+        return torch.matmul(self.mel_basis(), power)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        log_mel = torch.log(self.mel_power(waveform) + self.floor)
         if self.top_nats > 0:
             peak = log_mel.amax(dim=(-2, -1), keepdim=True)
             log_mel = torch.maximum(log_mel, peak - self.top_nats)
@@ -258,12 +276,110 @@ class MFCC(nn.Module):
         return torch.matmul(self.dct, self.log_mel(waveform))
 
 
+class PCEN(nn.Module):
+    """Per-channel energy normalisation (PCEN) of mel filterbank energies.
+
+    ``PCEN[f, t] = (E[f, t] / (eps + M[f, t]) ** gain + bias) ** power - bias ** power`` with
+    ``M[f, t] = (1 - s) M[f, t - 1] + s E[f, t]``: an automatic gain control per band (division
+    by a smoothed energy, so a steady background and the overall loudness drop out) followed by a
+    root compression in place of the log. ``E`` is the mel power of the waveform scaled to 32-bit
+    integer range (times ``2 ** 31``), the scale the published constants were set for.
+
+    The smoother ``M`` is an exponential moving average computed as a causal convolution with
+    its impulse response ``s (1 - s) ** k``, truncated where it falls below 1e-4 of its sum and
+    renormalised, on energies padded on the left with the first frame. So ``M`` starts at the
+    first frame's energy (``librosa.pcen``'s default starts from a steady input of 1, which at
+    this scale makes every clip's first frames loud), and the graph exports to ONNX without a
+    loop. The output equals ``librosa.pcen(E, b=s, zi=lfilter_zi * E[..., :1])`` to float32
+    precision (tests/test_features.py).
+
+    Parameters
+    ----------
+    time_constant_s : float > 0
+        Seconds the smoother averages over; ``s`` follows librosa's
+        ``(sqrt(1 + 4 T**2) - 1) / (2 T**2)`` with ``T`` the time constant in frames
+        (0.4 s at a 10 ms hop gives ``s = 0.0247``).
+    gain : float in (0, 1]
+        ``alpha``, how fully the gain control divides by ``M``.
+    bias : float > 0
+        ``delta``.
+    power : float in (0, 1]
+        ``r``, the root compression.
+    eps : float > 0
+        Keeps the division finite in digital silence.
+    trainable : bool
+        Learn ``gain``, ``bias`` and ``power`` per band (stored as logarithms, so they stay
+        positive), initialised at the values above, as Wang et al. do; the smoother stays fixed.
+    **log_mel : keyword arguments of :class:`LogMel` (``top_db`` and ``floor`` are unused).
+
+    Shape
+    -----
+    input : (batch, n_samples)
+    output : (batch, n_mels, n_frames), non-negative
+
+    Raises
+    ------
+    ValueError
+        A parameter out of its range, or a bad :class:`LogMel` argument.
+
+    References
+    ----------
+    Wang, Getreuer, Hughes, Lyon & Saurous 2017, "Trainable Frontend for Robust and Far-Field
+    Keyword Spotting", ICASSP 2017 (the defaults: gain 0.98, bias 2, power 0.5, eps 1e-6);
+    ``librosa.pcen`` (the time constant and the scale of the input).
+    """
+
+    def __init__(self, time_constant_s: float = 0.4, gain: float = 0.98, bias: float = 2.0, power: float = 0.5,
+                 eps: float = 1e-6, trainable: bool = False, **log_mel):
+        super().__init__()
+        self.log_mel = LogMel(**log_mel)
+        for name, value, ok in [("time_constant_s", time_constant_s, time_constant_s > 0), ("gain", gain, 0 < gain <= 1),
+                                ("bias", bias, bias > 0), ("power", power, 0 < power <= 1), ("eps", eps, eps > 0)]:
+            if not ok:
+                raise ValueError(f"PCEN {name}={value} is out of range")
+        frames = time_constant_s * self.log_mel.sample_rate / self.log_mel.hop_length
+        self.smoothing = (math.sqrt(1 + 4 * frames**2) - 1) / (2 * frames**2)
+        self.n_taps = math.ceil(math.log(1e-4) / math.log(1 - self.smoothing))
+        self.eps = eps
+        logs = torch.log(torch.tensor([gain, bias, power])).repeat(self.log_mel.n_mels, 1)  # (n_mels, 3)
+        if trainable:
+            self.log_params = nn.Parameter(logs)
+        else:
+            self.register_buffer("log_params", logs)
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for ``n_samples`` input samples."""
+        return self.log_mel.n_frames(n_samples)
+
+    def smoother_kernel(self, device=None, dtype=torch.float32) -> torch.Tensor:
+        """The smoother's impulse response as a convolution kernel.
+
+        Returns
+        -------
+        torch.Tensor [shape=(1, 1, n_taps)]
+            ``s (1 - s) ** k`` for ``k = n_taps - 1 .. 0`` (oldest frame first), divided by its
+            sum.
+        """
+        k = torch.arange(self.n_taps - 1, -1, -1, device=device).to(dtype)
+        taps = torch.exp(k * math.log(1 - self.smoothing))
+        return (taps / taps.sum()).view(1, 1, -1)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        energy = self.log_mel.mel_power(waveform) * 2.0**62  # (2 ** 31) ** 2: 32-bit integer scale
+        batch, n_mels, n_frames = energy.shape
+        padded = F.pad(energy.reshape(batch * n_mels, 1, n_frames), (self.n_taps - 1, 0), mode="replicate")
+        smooth = F.conv1d(padded, self.smoother_kernel(energy.device, energy.dtype)).reshape(batch, n_mels, n_frames)
+        gain, bias, power = torch.exp(self.log_params).unsqueeze(-1).unbind(1)  # each (n_mels, 1)
+        agc = energy * torch.exp(-gain * torch.log(smooth + self.eps))  # energy / (eps + smooth) ** gain
+        return (agc + bias) ** power - bias**power
+
+
 def build_features(config: FeatureConfig) -> nn.Module:
     """Build the front end a :class:`FeatureConfig` describes.
 
     Returns
     -------
-    LogMel or MFCC
+    LogMel, MFCC or PCEN
         A module mapping (batch, n_samples) to (batch, n_features, n_frames); its
         ``n_features`` attribute is set.
 
@@ -288,6 +404,9 @@ def build_features(config: FeatureConfig) -> nn.Module:
     elif config.kind == "mfcc":
         module = MFCC(n_mfcc=config.n_mfcc, **log_mel)
         module.n_features = config.n_mfcc
+    elif config.kind == "pcen":
+        module = PCEN(time_constant_s=config.pcen_time_constant_s, trainable=config.pcen_trainable, **log_mel)
+        module.n_features = config.n_mels
     else:
-        raise ValueError(f"features.kind must be 'log_mel' or 'mfcc', got {config.kind!r}")
+        raise ValueError(f"features.kind must be 'log_mel', 'mfcc' or 'pcen', got {config.kind!r}")
     return module

@@ -124,3 +124,61 @@ def test_build_features():
         build_features(FeatureConfig(kind="spectrogram"))
     with pytest.raises(ValueError):
         build_features(FeatureConfig(kind="mfcc", n_mels=10, n_mfcc=20))
+
+
+@pytest.mark.parametrize("n_samples, trainable", [(16_000, False), (12_345, True)])
+def test_pcen_equals_librosa_started_at_the_first_frame(n_samples, trainable):
+    import scipy.signal
+
+    from audiorec.features import PCEN
+
+    rng = np.random.default_rng(2)
+    y = rng.normal(0, 0.05, (2, n_samples)).astype(np.float32)
+    y[:, n_samples // 4: n_samples // 2] *= 8  # a louder stretch, so the smoother has work to do
+    pcen = PCEN(n_mels=40, trainable=trainable)
+    with torch.no_grad():
+        ours = pcen(torch.from_numpy(y)).numpy()
+        energy = (pcen.log_mel.mel_power(torch.from_numpy(y)) * 2.0**62).double().numpy()
+    assert ours.shape == (2, 40, pcen.n_frames(n_samples)) and abs(pcen.smoothing - 0.0247) < 1e-4
+    zi = scipy.signal.lfilter_zi([pcen.smoothing], [1, pcen.smoothing - 1]) * energy[..., :1]
+    expected = librosa.pcen(energy, b=pcen.smoothing, gain=0.98, bias=2.0, power=0.5, eps=1e-6, zi=zi, axis=-1)
+    np.testing.assert_allclose(ours, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_pcen_adapts_to_a_level_change_and_ignores_overall_gain():
+    """The gain control: a jump in level stands out, then fades as the smoother catches up, while the
+    log-mel stays up; and the same clip 20 dB louder gives nearly the same PCEN."""
+    from audiorec.features import PCEN
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(0, 1, 48_000).astype(np.float32) * np.where(np.arange(48_000) < 16_000, 0.005, 0.05)
+    x = torch.from_numpy(y.astype(np.float32))[None]
+    pcen, log_mel = PCEN(), LogMel(top_db=0)
+    with torch.no_grad():
+        p, m = pcen(x)[0].mean(0), log_mel(x)[0].mean(0)
+        louder = pcen(10 * x)[0]
+        # frames 105-110 just after the jump at frame 100, 280-290 two seconds later
+        assert p[105:110].mean() > 2 * p[280:290].mean()
+        assert abs(m[105:110].mean() - m[280:290].mean()) < 0.5  # the log-mel did not adapt
+        assert abs(m[50:60].mean() - m[280:290].mean()) > 4  # though it saw the 20 dB step
+        np.testing.assert_allclose(louder.numpy(), pcen(x)[0].numpy(), rtol=0.15, atol=0.05)
+
+
+@pytest.mark.parametrize("kwargs", [dict(time_constant_s=0), dict(gain=1.5), dict(bias=0), dict(power=0), dict(eps=-1)])
+def test_bad_pcen_parameters(kwargs):
+    from audiorec.features import PCEN
+
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        PCEN(**kwargs)
+
+
+def test_build_pcen_features():
+    from audiorec.features import PCEN
+
+    pcen = build_features(FeatureConfig(kind="pcen", n_mels=32, pcen_time_constant_s=0.2))
+    assert isinstance(pcen, PCEN) and pcen.n_features == 32 and not pcen.log_params.requires_grad
+    assert pcen(torch.randn(2, 8_000)).shape == (2, 32, 51)
+    faster = (np.sqrt(1 + 4 * 20**2) - 1) / (2 * 20**2)  # 0.2 s at 10 ms
+    assert pcen.smoothing == pytest.approx(faster)
+    trained = build_features(FeatureConfig(kind="pcen", pcen_trainable=True))
+    assert isinstance(trained.log_params, torch.nn.Parameter) and trained.log_params.shape == (40, 3)

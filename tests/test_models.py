@@ -130,6 +130,33 @@ def test_exports_to_onnx_with_pytorch_output(overfitted, tmp_path):
         np.testing.assert_allclose(onnx_model(waveform), expected, atol=1e-4)
 
 
+_WAVEFORMS = 0.1 * torch.randn(8, 4800, generator=torch.Generator().manual_seed(0))  # four classes, two clips each
+
+
+def _trains_and_exports(model, parameter: torch.nn.Parameter, onnx_path):
+    """Five Adam steps on :data:`_WAVEFORMS`: ``parameter`` receives a gradient at every step and
+    moves; then the model, in eval mode, exports to ONNX with PyTorch's probabilities at a length
+    other than traced (0.6 s). Returns the fp32 ``.onnx``."""
+    labels = torch.arange(8) % 4
+    initial = parameter.detach().clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(5):
+        loss = torch.nn.functional.cross_entropy(model(_WAVEFORMS), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+        optimizer.step()
+    assert (parameter.detach() - initial).abs().max() > 1e-3
+
+    model.eval()
+    fp32 = export_onnx(model, onnx_path, list("abcd"), 16_000, 16_000)
+    waveform = np.random.default_rng(1).normal(0, 0.1, (3, 9_600)).astype(np.float32)
+    with torch.no_grad():
+        expected = ProbabilityModel(model)(torch.from_numpy(waveform)).numpy()
+    np.testing.assert_allclose(OnnxModel(fp32)(waveform), expected, atol=1e-4)
+    return fp32
+
+
 def test_learnable_dft_starts_at_the_fixed_front_end_trains_and_exports(tmp_path):
     """``features.learnable_dft``: the STFT kernel is a parameter that starts at the windowed DFT,
     receives a gradient, moves in training and is exported with the model. Any model can use it;
@@ -145,34 +172,39 @@ def test_learnable_dft_starts_at_the_fixed_front_end_trains_and_exports(tmp_path
     assert fixed.features.learned_dft is None and not any("dft" in k for k in fixed.state_dict())
     assert isinstance(build_features(FeatureConfig(kind="mfcc", learnable_dft=True)).log_mel.learned_dft, torch.nn.Parameter)
 
-    waveforms = 0.1 * torch.randn(8, 4800, generator=torch.Generator().manual_seed(0))
-    labels = torch.arange(8) % 4
     with torch.no_grad():
-        torch.testing.assert_close(model.features(waveforms), fixed.features(waveforms))
-    initial = kernel.detach().clone()
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(5):
-        loss = torch.nn.functional.cross_entropy(model(waveforms), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        assert kernel.grad is not None and kernel.grad.abs().sum() > 0
-        optimizer.step()
-    assert (kernel.detach() - initial).abs().max() > 1e-3
-
-    model.eval()
-    fp32 = export_onnx(model, tmp_path / "learnable_dft.onnx", list("abcd"), 16_000, 16_000)
-    waveform = np.random.default_rng(1).normal(0, 0.1, (3, 9_600)).astype(np.float32)
-    with torch.no_grad():
-        expected = ProbabilityModel(model)(torch.from_numpy(waveform)).numpy()
-    np.testing.assert_allclose(OnnxModel(fp32)(waveform), expected, atol=1e-4)
+        torch.testing.assert_close(model.features(_WAVEFORMS), fixed.features(_WAVEFORMS))
+    fp32 = _trains_and_exports(model, kernel, tmp_path / "learnable_dft.onnx")
 
     # int8 keeps the trained kernel in float, as the computed one: 8 bits cannot hold the spectrum.
     import onnx
 
-    int8 = onnx.load(str(quantize_int8(fp32, tmp_path / "learnable_dft.int8.onnx", waveforms.numpy())))
+    int8 = onnx.load(str(quantize_int8(fp32, tmp_path / "learnable_dft.int8.onnx", _WAVEFORMS.numpy())))
     kernels = [i for i in int8.graph.initializer if i.name == "model.features.learned_dft"]
     assert len(kernels) == 1 and kernels[0].data_type == onnx.TensorProto.FLOAT
     assert not any(n.op_type == "DequantizeLinear" and n.input[0].startswith("model.features.") for n in int8.graph.node)
+
+
+def test_trainable_pcen_front_end_trains_and_exports(tmp_path):
+    """``features.kind=pcen features.pcen_trainable=true``: the per-band gain, bias and power receive
+    a gradient and move in training, and the model exports to ONNX (the smoother is a convolution
+    computed in the graph) with PyTorch's output, in fp32 and int8, at a length other than traced."""
+    torch.manual_seed(0)
+    model = build_model(_config("cnn", "", "augment.enabled=false", "features.kind=pcen", "features.pcen_trainable=true"), 4)
+    params = model.features.log_params
+    assert isinstance(params, torch.nn.Parameter) and params.shape == (40, 3)
+    fp32 = _trains_and_exports(model, params, tmp_path / "pcen.onnx")
+    int8 = quantize_int8(fp32, tmp_path / "pcen.int8.onnx", _WAVEFORMS.numpy())
+    waveform = np.random.default_rng(1).normal(0, 0.1, (3, 9_600)).astype(np.float32)
+    with torch.no_grad():
+        expected = ProbabilityModel(model)(torch.from_numpy(waveform)).numpy()
+    assert np.abs(OnnxModel(int8)(waveform) - expected).max() < 0.1
+    import onnx
+
+    graph = onnx.load(str(int8)).graph
+    stored = {i.name for i in graph.initializer}
+    quantized = [n.input[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in stored]
+    assert quantized and all(name.startswith("model.encoder.") for name in quantized)  # the front end stays float
 
 
 def test_model_flag_and_unknown_names_are_checked_with_the_config():
