@@ -43,6 +43,5 @@ def main() -> None:
     save_results(RESULTS / "pcen_frames", {"clip": args.clip, "frames": frames}, md)
 
 
-
 if __name__ == "__main__":
     main()
