@@ -241,6 +241,9 @@ def _add_export_command(sub) -> None:
     )
     ex.add_argument("run", help="run directory written by 'audiorec train'")
     ex.add_argument("--out", help="model file to write (default RUN/model.onnx)")
+    ex.add_argument("--ensemble", action="append", default=[], metavar="RUN2",
+                    help="another run of the same classes and front end (e.g. another --seed); repeat for more. "
+                    "The model then averages the runs' posteriors, one front end, one encoder per run")
     ex.add_argument("--int8", action="store_true",
                     help="quantise to int8 (OUT is then the int8 model; the float one is kept as <stem>.fp32.onnx)")
     ex.add_argument("--max-clips", type=int, help="check on at most this many test clips (default all)")
@@ -709,7 +712,7 @@ def _cmd_export(args) -> int:
     from audiorec.export import export_run
 
     r = export_run(args.run, args.out, int8=args.int8, max_clips=args.max_clips,
-                   calibration_clips=args.calibration_clips, progress=not args.quiet)
+                   calibration_clips=args.calibration_clips, progress=not args.quiet, ensemble=args.ensemble)
     print(f"wrote {r.fp32_model} ({r.fp32_size_bytes / 1024:.0f} KiB, fp32)")
     if r.wer_torch is not None:
         print(f"parity with PyTorch on {r.n_clips} utterances: max |diff| of token probabilities "

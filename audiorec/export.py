@@ -317,7 +317,7 @@ def quantize_int8(fp32_model: str | Path, out: str | Path, calibration_clips: np
 
 
 def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = False, max_clips: int | None = None,
-               calibration_clips: int = 256, progress: bool = True) -> ExportReport:
+               calibration_clips: int = 256, progress: bool = True, ensemble: Sequence[str | Path] = ()) -> ExportReport:
     """Export a training run, check parity on its test clips, optionally quantise, write a report.
 
     Parameters
@@ -334,6 +334,11 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
     calibration_clips : int
         Training clips used to calibrate the int8 activation ranges.
     progress : bool
+    ensemble : sequence of str or Path
+        More runs of the same classes, front end and test split (typically the same recipe at
+        other seeds): the exported model averages the posteriors of ``run_dir`` and these
+        (:func:`audiorec.recognize.load_ensemble`), one front end and one encoder per run. The
+        parity and accuracy checks are of the ensemble, on ``run_dir``'s test clips.
 
     Returns
     -------
@@ -344,19 +349,30 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
     ------
     RunError
         Not a run directory, or no clips in it to check the export on.
+        An ``ensemble`` run that does not match ``run_dir`` (classes, front end, test split).
     ValueError
-        ``int8`` for a speech recognizer (not supported yet).
+        ``int8`` or ``ensemble`` for a speech recognizer (not supported yet).
     """
     from audiorec.data.dataset import load_waveforms
+    from audiorec.recognize import load_ensemble
 
     started = time.time()
     run = RunDir(Path(run_dir))
     if run.tokenizer.is_file():
+        if ensemble:
+            raise ValueError(f"{run.root}: ensembles of speech recognizers (task=asr) are not supported")
         if int8:
             raise ValueError(f"{run.root}: int8 export of speech recognizers (task=asr) is not supported yet; export fp32")
         return _export_asr_run(run, Path(out) if out else run.root / "model.onnx", max_clips if max_clips is not None else 50,
                                started, progress)
-    reference = Recognizer.from_run(run.root)  # PyTorch, the model the export must match
+    if ensemble:  # members must not have trained on the clips the export is checked and scored on
+        for other in ensemble:
+            if not _same_file(RunDir(Path(other)).root / "splits" / "test.jsonl", run.root / "splits" / "test.jsonl"):
+                raise RunError(f"{other}: its test split differs from {run.root}'s; an ensemble is checked on one test split")
+        members = load_ensemble([run.root, *ensemble])
+        reference = Recognizer(members, members.labels, members.sample_rate, members.clip_samples, config=members.config)
+    else:
+        reference = Recognizer.from_run(run.root)  # PyTorch, the model the export must match
     out = Path(out) if out else run.root / "model.onnx"
     fp32_path = out.with_name(out.stem + ".fp32.onnx") if int8 else out
     check = _clips_for(run, ("test", "val", "train"), max_clips)
@@ -367,7 +383,8 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
     clips = np.stack([fit_to_length(w, reference.clip_samples) for w in waves])
 
     export_onnx(reference.predict.model, fp32_path, reference.labels, reference.sample_rate, reference.clip_samples,
-                metadata={"audiorec.config": run.config.read_text(encoding="utf-8"), "audiorec.task": "commands"})
+                metadata={"audiorec.config": run.config.read_text(encoding="utf-8"), "audiorec.task": "commands",
+                          **({"audiorec.ensemble": json.dumps([str(run.root), *map(str, ensemble)])} if ensemble else {})})
     p_torch = reference.predict_proba(clips)
     p_onnx = Recognizer.load(fp32_path).predict_proba(clips)
     labels = [u.label for u in utterances]
@@ -428,6 +445,11 @@ def _export_asr_run(run: RunDir, out: Path, max_clips: int, started: float, prog
     )
     atomic_write_text(out.with_name(out.stem + ".export.json"), json.dumps(asdict(report), indent=2) + "\n")
     return report
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two files exist and hold the same bytes."""
+    return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
 
 
 def _clips_for(run: RunDir, splits: Sequence[str], limit: int | None, seed: int | None = None):

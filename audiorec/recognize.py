@@ -10,6 +10,7 @@ checkpoint, the config and the network.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -116,6 +117,45 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Torch
     labels = run.read_labels()
     config = _run_config(run)
     return TorchModel(_load_weights(build_model(config, len(labels)), run, checkpoint), labels, config)
+
+
+def load_ensemble(run_dirs: Sequence[str | Path]) -> TorchModel:
+    """Several command-recognition runs as one model that averages their posteriors.
+
+    Parameters
+    ----------
+    run_dirs : sequence of str or Path
+        Run directories written by ``audiorec train`` on the same classes with the same front end
+        and clip length (typically one recipe at different ``--seed``), best checkpoint of each.
+
+    Returns
+    -------
+    TorchModel
+        An :func:`audiorec.models.ensemble.ensemble` of the runs' networks: one front end, the
+        mean of the members' class posteriors. Its ``config`` is the first run's.
+
+    Raises
+    ------
+    RunError
+        No run, a run that cannot be loaded, or one whose labels, ``features`` configuration or
+        ``data.clip_ms`` differ from the first run's (the run and the difference named).
+    """
+    from audiorec.models.ensemble import ensemble
+
+    if not run_dirs:
+        raise RunError("an ensemble needs at least one run directory")
+    members = [load_run(r) for r in run_dirs]
+    first = members[0]
+    for run_dir, member in zip(run_dirs[1:], members[1:]):
+        if member.labels != first.labels:
+            raise RunError(f"{run_dir}: labels {member.labels} differ from {run_dirs[0]}'s {first.labels}")
+        if member.config.features != first.config.features or member.clip_samples != first.clip_samples:
+            raise RunError(f"{run_dir}: features or data.clip_ms differ from {run_dirs[0]}'s; an ensemble's runs must share them")
+    try:
+        model = ensemble([m.model for m in members], [str(r) for r in run_dirs])
+    except ValueError as e:
+        raise RunError(str(e)) from e
+    return TorchModel(model, first.labels, first.config)
 
 
 def load_asr_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> TorchCTCModel:

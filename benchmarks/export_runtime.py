@@ -23,6 +23,7 @@ Usage::
 
     .venv/bin/python benchmarks/export_runtime.py               # about 10 minutes with the run present
     .venv/bin/python benchmarks/export_runtime.py --minutes 10  # a shorter stream
+    .venv/bin/python benchmarks/export_runtime.py --run RUN --ensemble RUN_SEED1 --out OUT --results R  # two seeds averaged
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ import numpy as np
 from _common import DATA, RESULTS, ROOT, relative, save_results
 
 
-def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray) -> dict:
-    """Median latency per 1 s clip, batch 1, one thread, for ONNX fp32, ONNX int8 and eager PyTorch."""
+def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray, ensemble: list[Path] = ()) -> dict:
+    """Median latency per 1 s clip, batch 1, one thread, for ONNX fp32, ONNX int8 and eager PyTorch
+    (the PyTorch model averaging ``run``'s and the ``ensemble`` runs' posteriors when there are any)."""
     import torch
 
     from audiorec.bench import median_latency_ms
 
-    from audiorec.recognize import load_run
+    from audiorec.recognize import load_ensemble, load_run
     from audiorec.runtime import OnnxModel
 
     torch.set_num_threads(1)
@@ -54,7 +56,7 @@ def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray) -> dict:
     out = {
         "onnx_fp32_ms": median_latency_ms(OnnxModel(fp32, threads=1), batch, n=500, warmup=50),
         "onnx_int8_ms": median_latency_ms(OnnxModel(int8, threads=1), batch, n=500, warmup=50),
-        "torch_eager_ms": median_latency_ms(load_run(run), batch, n=500, warmup=50),
+        "torch_eager_ms": median_latency_ms(load_ensemble([run, *ensemble]) if ensemble else load_run(run), batch, n=500, warmup=50),
     }
     out["speedup_fp32_vs_torch"] = out["torch_eager_ms"] / out["onnx_fp32_ms"]
     out["speedup_int8_vs_torch"] = out["torch_eager_ms"] / out["onnx_int8_ms"]
@@ -150,8 +152,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="length of the evaluation stream")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default=str(RESULTS / "export"), help="results path without suffix (.json and .md)")
+    parser.add_argument("--ensemble", action="append", default=[], metavar="RUN2",
+                        help="export and score the posterior average of --run and this run (repeatable; audiorec export --ensemble)")
     args = parser.parse_args()
-    run, out = Path(args.run), Path(args.out)
+    run, out, ensemble = Path(args.run), Path(args.out), [Path(r) for r in args.ensemble]
     if not (run / "checkpoints").is_dir():
         print(f"{run} is missing; training it (benchmarks/train_commands.py --only sc12_speaker_split)", flush=True)
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_commands.py"), "--only", "sc12_speaker_split"], check=True)
@@ -160,14 +164,14 @@ def main() -> None:
     from audiorec.data.manifest import read_manifest
     from audiorec.export import export_run
 
-    report = export_run(run, out / "sc12.onnx", int8=True)
+    report = export_run(run, out / "sc12.onnx", int8=True, ensemble=ensemble)
     clip = fit_to_length(load_audio(read_manifest(run / "splits" / "test.jsonl")[0].path), 16_000)
     results = {
         "command": " ".join([".venv/bin/python", "benchmarks/export_runtime.py", *sys.argv[1:]]),
-        "run": relative(run),
+        "run": " + ".join(relative(r) for r in [run, *ensemble]),
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
         "export": {**asdict(report), "model": relative(report.model), "fp32_model": relative(report.fp32_model)},
-        "latency": latency(run, Path(report.fp32_model), Path(report.model), clip),
+        "latency": latency(run, Path(report.fp32_model), Path(report.model), clip, ensemble),
         "streaming": streaming(Path(report.model), run, out, args.minutes, args.seed),
         "clip_bound": clip_bound(Path(report.model), run),
     }

@@ -158,3 +158,73 @@ def test_tied_probabilities_go_to_the_first_label_as_argmax():
     result = recognizer.recognize(np.zeros(16_000, np.float32))
     assert result.label == labels[int(np.argmax(probs))] == "c9"
     assert [label for label, _ in result.top_k] == ["c9", "c10", "c6"]
+
+
+def _second_member(run_dir: Path, out: Path, seed: int = 1) -> Path:
+    """A copy of ``run_dir`` whose encoder weights are moved by noise: another member to ensemble."""
+    import shutil
+
+    import torch
+
+    from audiorec.run import RunDir
+
+    shutil.copytree(run_dir, out)
+    path = RunDir(out).require_checkpoint()
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    generator = torch.Generator().manual_seed(seed)
+    for key, value in checkpoint["state_dict"].items():
+        if ".encoder." in key and value.is_floating_point() and "running" not in key:
+            value.add_(0.3 * value.std().nan_to_num() * torch.randn(value.shape, generator=generator))
+    torch.save(checkpoint, path)
+    return out
+
+
+def test_ensemble_averages_the_posteriors_and_exports_as_one_graph(trained_run, tmp_path):
+    from audiorec.recognize import load_ensemble, load_run
+
+    run_a, _, _ = trained_run
+    run_b = _second_member(run_a, tmp_path / "b")
+    clips = np.random.default_rng(0).normal(0, 0.1, (5, 16000)).astype(np.float32)
+    p_a, p_b = load_run(run_a)(clips), load_run(run_b)(clips)
+    assert np.abs(p_a - p_b).max() > 1e-3, "the perturbed member must answer differently"
+    members = load_ensemble([run_a, run_b])
+    np.testing.assert_allclose(members(clips), (p_a + p_b) / 2, atol=1e-6)
+    assert sum(p.numel() for p in members.model.features.parameters()) == sum(
+        p.numel() for p in load_run(run_a).model.features.parameters()), "one front end, not two"
+
+    out = tmp_path / "ensemble.onnx"
+    report = export_run(run_a, out, progress=False, ensemble=[run_b])
+    assert report.parity_max_abs_diff < 1e-4 and report.parity_top1_agreement == 1.0
+    model = Recognizer.load(out)
+    np.testing.assert_allclose(model.predict_proba(clips), (p_a + p_b) / 2, atol=1e-4)
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(props["audiorec.ensemble"]) == [str(run_a), str(run_b)]
+    assert main(["export", str(run_a), "--ensemble", str(run_b), "--out", str(tmp_path / "cli.onnx"), "--quiet",
+                 "--int8", "--max-clips", "8", "--calibration-clips", "8"]) == 0
+    assert Recognizer.load(tmp_path / "cli.onnx").predict_proba(clips).shape == p_a.shape
+
+
+def test_ensemble_refuses_runs_that_do_not_match(trained_run, tmp_path):
+    from audiorec.recognize import load_ensemble
+    from audiorec.run import RunError
+
+    run_a, _, _ = trained_run
+    relabelled = _second_member(run_a, tmp_path / "relabelled")
+    labels = json.loads((relabelled / "labels.json").read_text())
+    (relabelled / "labels.json").write_text(json.dumps(labels[::-1]))
+    with pytest.raises(RunError, match="relabelled: labels"):
+        load_ensemble([run_a, relabelled])
+
+    other_features = _second_member(run_a, tmp_path / "other_features")
+    config = (other_features / "config.yaml").read_text()
+    (other_features / "config.yaml").write_text(config.replace("f_min_hz: 20.0", "f_min_hz: 60.0"))
+    with pytest.raises(RunError, match="other_features: features"):
+        load_ensemble([run_a, other_features])
+
+    other_split = _second_member(run_a, tmp_path / "other_split")
+    test_split = other_split / "splits" / "test.jsonl"
+    test_split.write_text("".join(test_split.read_text().splitlines(keepends=True)[1:]))
+    with pytest.raises(RunError, match="other_split: its test split differs"):
+        export_run(run_a, tmp_path / "x.onnx", progress=False, ensemble=[other_split])
+    with pytest.raises(RunError, match="at least one"):
+        load_ensemble([])
