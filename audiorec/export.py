@@ -365,14 +365,11 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
             raise ValueError(f"{run.root}: int8 export of speech recognizers (task=asr) is not supported yet; export fp32")
         return _export_asr_run(run, Path(out) if out else run.root / "model.onnx", max_clips if max_clips is not None else 50,
                                started, progress)
-    if ensemble:  # members must not have trained on the clips the export is checked and scored on
-        for other in ensemble:
-            if not _same_file(RunDir(Path(other)).root / "splits" / "test.jsonl", run.root / "splits" / "test.jsonl"):
-                raise RunError(f"{other}: its test split differs from {run.root}'s; an ensemble is checked on one test split")
-        members = load_ensemble([run.root, *ensemble])
-        reference = Recognizer(members, members.labels, members.sample_rate, members.clip_samples, config=members.config)
-    else:
-        reference = Recognizer.from_run(run.root)  # PyTorch, the model the export must match
+    for other in ensemble:  # members must not have trained on the clips the export is checked and scored on
+        if not _same_file(RunDir(Path(other)).root / "splits" / "test.jsonl", run.root / "splits" / "test.jsonl"):
+            raise RunError(f"{other}: its test split differs from {run.root}'s; an ensemble is checked on one test split")
+    predict = load_ensemble([run.root, *ensemble])  # PyTorch, the model the export must match (load_run's for one run)
+    reference = Recognizer(predict, predict.labels, predict.sample_rate, predict.clip_samples, config=predict.config)
     out = Path(out) if out else run.root / "model.onnx"
     fp32_path = out.with_name(out.stem + ".fp32.onnx") if int8 else out
     check = _clips_for(run, ("test", "val", "train"), max_clips)

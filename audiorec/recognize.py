@@ -132,7 +132,8 @@ def load_ensemble(run_dirs: Sequence[str | Path]) -> TorchModel:
     -------
     TorchModel
         An :func:`audiorec.models.ensemble.ensemble` of the runs' networks: one front end, the
-        mean of the members' class posteriors. Its ``config`` is the first run's.
+        mean of the members' class posteriors. Its ``config`` is the first run's. One run gives
+        :func:`load_run`'s model itself, no averaging layer added.
 
     Raises
     ------
@@ -146,6 +147,8 @@ def load_ensemble(run_dirs: Sequence[str | Path]) -> TorchModel:
         raise RunError("an ensemble needs at least one run directory")
     members = [load_run(r) for r in run_dirs]
     first = members[0]
+    if len(members) == 1:
+        return first
     for run_dir, member in zip(run_dirs[1:], members[1:]):
         if member.labels != first.labels:
             raise RunError(f"{run_dir}: labels {member.labels} differ from {run_dirs[0]}'s {first.labels}")

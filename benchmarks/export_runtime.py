@@ -48,7 +48,7 @@ def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray, ensemble: list[
 
     from audiorec.bench import median_latency_ms
 
-    from audiorec.recognize import load_ensemble, load_run
+    from audiorec.recognize import load_ensemble
     from audiorec.runtime import OnnxModel
 
     torch.set_num_threads(1)
@@ -56,7 +56,7 @@ def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray, ensemble: list[
     out = {
         "onnx_fp32_ms": median_latency_ms(OnnxModel(fp32, threads=1), batch, n=500, warmup=50),
         "onnx_int8_ms": median_latency_ms(OnnxModel(int8, threads=1), batch, n=500, warmup=50),
-        "torch_eager_ms": median_latency_ms(load_ensemble([run, *ensemble]) if ensemble else load_run(run), batch, n=500, warmup=50),
+        "torch_eager_ms": median_latency_ms(load_ensemble([run, *ensemble]), batch, n=500, warmup=50),
     }
     out["speedup_fp32_vs_torch"] = out["torch_eager_ms"] / out["onnx_fp32_ms"]
     out["speedup_int8_vs_torch"] = out["torch_eager_ms"] / out["onnx_int8_ms"]

@@ -187,7 +187,13 @@ def test_ensemble_averages_the_posteriors_and_exports_as_one_graph(trained_run, 
     clips = np.random.default_rng(0).normal(0, 0.1, (5, 16000)).astype(np.float32)
     p_a, p_b = load_run(run_a)(clips), load_run(run_b)(clips)
     assert np.abs(p_a - p_b).max() > 1e-3, "the perturbed member must answer differently"
+    from audiorec.models.ensemble import PosteriorAverage
+
+    alone = load_ensemble([run_a])
+    assert not isinstance(alone.model.encoder, PosteriorAverage), "one run is exported as itself"
+    np.testing.assert_allclose(alone(clips), p_a, atol=1e-6)
     members = load_ensemble([run_a, run_b])
+    assert isinstance(members.model.encoder, PosteriorAverage)
     np.testing.assert_allclose(members(clips), (p_a + p_b) / 2, atol=1e-6)
     assert sum(p.numel() for p in members.model.features.parameters()) == sum(
         p.numel() for p in load_run(run_a).model.features.parameters()), "one front end, not two"
