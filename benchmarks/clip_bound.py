@@ -24,7 +24,25 @@ from _common import relative, save_results
 
 
 def bound(probs: np.ndarray, labels: list[str], truth: list[str]) -> dict:
-    """Accuracy and the bound letting the k = 0, 1, 2 highest-scoring wrong command answers through."""
+    """Accuracy and the isolated-clip bound of one set of posteriors.
+
+    Parameters
+    ----------
+    probs : np.ndarray [shape=(n_clips, n_classes)]
+        Class posteriors, rows summing to 1.
+    labels : list of str
+        Class names in column order.
+    truth : list of str
+        Each clip's label.
+
+    Returns
+    -------
+    dict
+        ``accuracy``; ``n_commands`` (clips whose label the detector fires on);
+        ``detection_rate_above_wrong[k]``, the share of those named rightly above the ``k + 1``-th
+        highest score of a wrong command answer (k = 0, 1, 2); ``wrong_command_scores``, the three
+        highest. Raises nothing; a run without wrong answers has every right answer counted.
+    """
     from audiorec.streaming import IGNORED_LABELS as ignored
 
     answers = [labels[i] for i in probs.argmax(1)]
