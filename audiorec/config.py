@@ -176,6 +176,17 @@ class TrainConfig:
     distill_temperature : float > 0
         Temperature dividing both models' logits in the distillation term (its gradient is
         scaled by the square, as Hinton et al. do).
+    speaker_adversarial_weight : float >= 0
+        Command recognition only: the largest weight of speaker-adversarial training
+        (domain-adversarial training, Ganin & Lempitsky 2015, applied to speakers as in Meng et
+        al. 2018, "Speaker-invariant training via adversarial learning"). A small head learns to
+        name each training clip's speaker from the encoder's pooled embedding (what the network's
+        last layer sees), and a gradient-reversal layer passes its gradient to the encoder
+        negated and scaled by this weight, so the encoder learns features from which the speaker
+        cannot be told. The weight rises from 0 as ``2 / (1 + exp(-10 p)) - 1`` times this
+        value over the training progress ``p`` (Ganin & Lempitsky's schedule). 0 turns it off;
+        the head is not part of the saved model. See
+        :class:`~audiorec.tasks.commands.SpeakerAdversary`.
     seed : int
     accelerator : str
         ``cpu``, ``gpu`` or ``auto`` (a GPU when present).
@@ -200,6 +211,7 @@ class TrainConfig:
     teacher: str = ""
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    speaker_adversarial_weight: float = 0.0
     seed: int = 0
     accelerator: str = "auto"
     num_workers: int = -1
@@ -276,6 +288,7 @@ def validate(config: Config) -> Config:
         ("model.dropout", 0 <= config.model.dropout < 1),
         ("train.distill_weight", 0 <= config.train.distill_weight <= 1),
         ("train.distill_temperature", config.train.distill_temperature > 0),
+        ("train.speaker_adversarial_weight", config.train.speaker_adversarial_weight >= 0),
         ("train.optimizer", config.train.optimizer in OPTIMIZERS),
         ("train.schedule", config.train.schedule in SCHEDULES),
         ("train.warmup_fraction", 0 <= config.train.warmup_fraction < 1),
@@ -302,6 +315,10 @@ def validate(config: Config) -> Config:
     if config.train.teacher and (config.task != "commands" or config.model.name == "gmm"):
         raise ConfigError(f"train.teacher={config.train.teacher}: distillation trains a command-recognition network "
                           f"by gradient descent, not task={config.task} or model.name={config.model.name}")
+    if config.train.speaker_adversarial_weight > 0 and (config.task != "commands" or config.model.name == "gmm"):
+        raise ConfigError(f"train.speaker_adversarial_weight={config.train.speaker_adversarial_weight}: speaker-adversarial "
+                          f"training trains a command-recognition network by gradient descent, not task={config.task} "
+                          f"or model.name={config.model.name}")
     if config.data.extra_train and config.task != "commands":
         raise ConfigError(f"data.extra_train={config.data.extra_train}: extra training clips are for task=commands, "
                           f"not task={config.task}")

@@ -427,7 +427,8 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         # Babble talkers come from the training speech; _silence_ clips are noise, not talkers.
         talkers = [w for w, u in zip(waves["train"], split.train) if u.label != SILENCE_LABEL]
         augment = WaveformAugment(config.augment, sample_rate, clip_samples, babble=talkers) if config.augment.enabled else None
-        train_set = ClipDataset(waves["train"], train_targets, clip_samples, augment, config.train.seed)
+        speakers = speaker_indices(split.train) if config.train.speaker_adversarial_weight > 0 else None
+        train_set = ClipDataset(waves["train"], train_targets, clip_samples, augment, config.train.seed, speakers)
         val_set = ClipDataset([waves["val"][i] for i in val_keep], [index[split.val[i].label] for i in val_keep], clip_samples)
         teacher = load_teacher(config, split, labels) if config.train.teacher else None
         fit = _fit_network(model, train_set, val_set, run, config, resuming, progress, teacher)
@@ -609,6 +610,22 @@ def _encodable(tokenizer, text: str) -> list[int]:
         return tokenizer.encode("".join(c for c in text if c in known))
 
 
+def speaker_indices(utterances: list[Utterance]) -> list[int]:
+    """Each clip's speaker as an index into the sorted speakers of ``utterances``; -1 for none.
+
+    Parameters
+    ----------
+    utterances : list of Utterance
+
+    Returns
+    -------
+    list of int
+        One per utterance, for speaker-adversarial training (``train.speaker_adversarial_weight``).
+    """
+    index = {s: i for i, s in enumerate(sorted({u.speaker for u in utterances if u.speaker is not None}))}
+    return [index.get(u.speaker, -1) for u in utterances]
+
+
 def _loader_workers(config: Config) -> int:
     n = config.train.num_workers
     return n if n >= 0 else max(1, min(8, (os.cpu_count() or 2) - 1))
@@ -621,7 +638,8 @@ def _fit_network(model: nn.Module, train_set: ClipDataset, val_set: ClipDataset,
     loader = dict(batch_size=config.data.batch_size, num_workers=_loader_workers(config))
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.data.batch_size, **loader)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.data.batch_size)
-    task = CommandTask(model, config.train, config.augment.mixup if config.augment.enabled else None, teacher)
+    n_speakers = max(train_set.speakers, default=-1) + 1 if train_set.speakers is not None else 0
+    task = CommandTask(model, config.train, config.augment.mixup if config.augment.enabled else None, teacher, n_speakers)
     trainer, _, data_wait = fit_lightning(task, train_loader, val_loader if len(val_set) else None, run, config,
                                           resuming, progress, monitor=config.train.monitor)
     return FitResult(epochs=trainer.current_epoch, n_parameters=count_parameters(model),

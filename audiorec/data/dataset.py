@@ -79,10 +79,20 @@ class ClipDataset(_WaveformDataset):
     seed : int
         With the epoch and index, seeds each clip's augmentation, so an epoch is the same whether
         run straight through, resumed from a checkpoint, or spread over loader workers.
+    speakers : list of int, optional
+        Speaker index of each clip (-1 for none), for speaker-adversarial training; items then
+        carry it third.
 
     Items
     -----
-    (waveform [shape=(clip_samples,)] float32 tensor, target int)
+    (waveform [shape=(clip_samples,)] float32 tensor, target int), or (waveform, target, speaker
+    int) with ``speakers``.
+
+    Raises
+    ------
+    ValueError
+        ``targets`` or ``speakers`` of another length than ``waveforms``, or an augmentation
+        built for another clip length.
     """
 
     def __init__(
@@ -92,9 +102,12 @@ class ClipDataset(_WaveformDataset):
         clip_samples: int,
         augment: "WaveformAugment | None" = None,
         seed: int = 0,
+        speakers: list[int] | None = None,
     ):
         if len(waveforms) != len(targets):
             raise ValueError(f"{len(waveforms)} waveforms but {len(targets)} targets")
+        if speakers is not None and len(speakers) != len(waveforms):
+            raise ValueError(f"{len(waveforms)} waveforms but {len(speakers)} speakers")
         if augment is not None and augment.clip_samples != clip_samples:
             raise ValueError(f"augmentation cuts clips to {augment.clip_samples} samples, the data set to {clip_samples}")
         self.augment = augment
@@ -104,13 +117,16 @@ class ClipDataset(_WaveformDataset):
         self.clip_samples = clip_samples
         self.seed = seed
         self.epoch = 0
+        self.speakers = None if speakers is None else list(speakers)
 
     def __getitem__(self, index: int):
         if self.augment is None:
             clip = self.waveforms[index]
         else:
             clip, _ = self.augment(self.waveforms[index], (self.seed, self.epoch, index))
-        return torch.from_numpy(clip), self.targets[index]
+        if self.speakers is None:
+            return torch.from_numpy(clip), self.targets[index]
+        return torch.from_numpy(clip), self.targets[index], self.speakers[index]
 
 
 class UtteranceDataset(_WaveformDataset):

@@ -144,7 +144,11 @@ class Task(L.LightningModule):
         c = self.config
         return lr_factor(c.schedule, step, int(self.trainer.estimated_stepping_batches), c.warmup_fraction)
 
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """What the optimiser updates: the network's parameters (subclasses add training-only heads)."""
+        return list(self.model.parameters())
+
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.config.optimizer, self.model.parameters(), self.config)
+        optimizer = build_optimizer(self.config.optimizer, self.trained_parameters(), self.config)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
