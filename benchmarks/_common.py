@@ -7,6 +7,7 @@ is on ``sys.path``).
 from __future__ import annotations
 
 import json
+import platform
 import re
 import subprocess
 import sys
@@ -53,6 +54,22 @@ def timed(args: list[str]) -> tuple[float, float]:
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
     return int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3)), peak_kb / 1024
+
+
+def machine() -> str:
+    """This machine in words for a results file: CPU model, cores, and the vector instructions
+    PyTorch's CPU kernels use (``AVX2``, ``AVX512``): latencies, and the last digits of a
+    training's arithmetic, depend on them."""
+    import os
+
+    import torch
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), flags=re.M)
+        model = names[0].strip() if names else model
+    return f"{model}, {os.cpu_count()} cores, PyTorch CPU kernels {torch.backends.cpu.get_cpu_capability()}"
 
 
 def save_results(stem: str | Path, results, table: str) -> None:

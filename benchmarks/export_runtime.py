@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 from dataclasses import asdict
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATA, RESULTS, ROOT, relative, save_results
+from _common import DATA, RESULTS, ROOT, machine, relative, save_results
 
 
 def latency(run: Path, fp32: Path, int8: Path, clip: np.ndarray, ensemble: list[Path] = ()) -> dict:
@@ -169,7 +168,7 @@ def main() -> None:
     results = {
         "command": " ".join([".venv/bin/python", "benchmarks/export_runtime.py", *sys.argv[1:]]),
         "run": " + ".join(relative(r) for r in [run, *ensemble]),
-        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "machine": machine(),
         "export": {**asdict(report), "model": relative(report.model), "fp32_model": relative(report.fp32_model)},
         "latency": latency(run, Path(report.fp32_model), Path(report.model), clip, ensemble),
         "streaming": streaming(Path(report.model), run, out, args.minutes, args.seed),
