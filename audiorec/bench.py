@@ -330,7 +330,9 @@ def markdown_table(rows: Sequence[dict], corpora: Sequence[str]) -> str:
 
     Accuracy columns show the LOSO mean with the worst fold in brackets, or the split's test
     accuracy; MACs are millions per second of audio without the shared front end; latency is
-    the median per clip in ONNX Runtime (1 thread, batch 1); training time adds every run.
+    the median per clip in ONNX Runtime (1 thread, batch 1), marked ``*`` with a note under the
+    table where a row has ``latency_from_source`` (timed in an earlier run, not with the others);
+    training time adds every run.
     """
     protocols = {c: next((r["results"][c]["protocol"] for r in rows if c in r["results"]), "") for c in corpora}
     head = ["model", "parameters", "MMACs/s", "ONNX size", "latency"]
@@ -339,7 +341,7 @@ def markdown_table(rows: Sequence[dict], corpora: Sequence[str]) -> str:
     for row in rows:
         cells = [f"`{row['model']}`", f"{row['n_parameters'] / 1000:.1f} k",
                  f"{(row['macs_per_s'] - row['front_end_macs_per_s']) / 1e6:.1f}",
-                 f"{row['onnx_bytes'] / 1024:.0f} KB", f"{row['latency_ms']:.2f} ms"]
+                 f"{row['onnx_bytes'] / 1024:.0f} KB", f"{row['latency_ms']:.2f} ms" + (" *" if row.get("latency_from_source") else "")]
         total_s = 0.0
         for c in corpora:
             r = row["results"].get(c)
@@ -351,6 +353,8 @@ def markdown_table(rows: Sequence[dict], corpora: Sequence[str]) -> str:
             cells.append(f"{r['accuracy']:.3f}{worst}")
         cells.append(f"{total_s / 60:.0f} min" if total_s >= 60 else f"{total_s:.0f} s")
         lines.append("| " + " | ".join(cells) + " |")
+    if any(row.get("latency_from_source") for row in rows):
+        lines += ["", "\\* timed by the benchmark run the row comes from (its model file is gone), not with the others."]
     return "\n".join(lines) + "\n"
 
 

@@ -62,3 +62,23 @@ def test_retime_keeps_the_latency_of_a_model_whose_file_is_gone(zoo_table, tmp_p
     zoo_table.retime(rows)
     assert rows[0]["latency_ms"] == 0.7 and rows[0]["latency_from_source"] is True
     assert "is gone" in capsys.readouterr().out
+
+
+def test_retime_times_the_exported_model_again_and_the_table_marks_the_rest(zoo_table, tmp_path):
+    from audiorec.bench import markdown_table
+    from audiorec.config import load_config
+    from audiorec.export import export_onnx
+    from audiorec.models import build_model
+
+    source = _table(tmp_path / "z" / "models.json", ["sc12"], [_row("cnn", 300, 99.0, sc12=0.9), _row("gmm", 30, 0.8, sc12=0.8)])
+    onnx = tmp_path / "z" / "models" / "cnn" / "model.onnx"
+    onnx.parent.mkdir(parents=True)
+    export_onnx(build_model(load_config(None, ["model.channels=[4,8]"]), 4).eval(), onnx, list("abcd"), 16_000, 4_800)
+    rows, corpora = zoo_table.merge([zoo_table.parse_source(str(source))])
+    zoo_table.retime(rows, runs=5)
+    by_model = {r["model"]: r for r in rows}
+    assert 0 < by_model["cnn"]["latency_ms"] < 99.0 and "latency_from_source" not in by_model["cnn"]
+    assert by_model["gmm"]["latency_from_source"] is True
+    table = markdown_table(rows, corpora)
+    assert "0.80 ms *" in table and "99.00 ms" not in table and table.count(" *") == 1
+    assert "model file is gone" in table
