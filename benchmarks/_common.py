@@ -59,7 +59,8 @@ def timed(args: list[str]) -> tuple[float, float]:
 def machine() -> str:
     """This machine in words for a results file: CPU model, cores, and the vector instructions
     PyTorch's CPU kernels use (``AVX2``, ``AVX512``): latencies, and the last digits of a
-    training's arithmetic, depend on them."""
+    training's arithmetic, depend on them. The CPU model is ``/proc/cpuinfo``'s first
+    ``model name``, else :func:`platform.processor`; raises nothing."""
     import os
 
     import torch

@@ -37,6 +37,7 @@ CHANNELS = {"three stages [16,32,64]": "[16,32,64]", "four stages [16,32,64,128]
 
 def main() -> None:
     clip = np.random.default_rng(0).normal(0, 0.1, (1, 16_000)).astype(np.float32)
+    calibration = np.random.default_rng(1).normal(0, 0.1, (32, 16_000)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         models, parameters = {}, {}
         for i, (name, channels) in enumerate(CHANNELS.items()):
@@ -45,7 +46,6 @@ def main() -> None:
             print(f"{name}: {parameters[name] / 1000:.1f}k parameters (12 classes)", flush=True)
             path = export_onnx(model, f"{tmp}/m{i}.onnx", [str(k) for k in range(12)], 16_000, 16_000)
             models[name] = OnnxModel(path, threads=1)
-            calibration = np.random.default_rng(1).normal(0, 0.1, (32, 16_000)).astype(np.float32)
             models[f"{name} int8"] = OnnxModel(quantize_int8(path, f"{tmp}/m{i}.int8.onnx", calibration), threads=1)
         rounds = []
         for round_ in range(3):

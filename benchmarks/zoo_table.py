@@ -8,8 +8,8 @@ column is of one machine state rather than of whatever was training beside each 
 
 Usage::
 
-    .venv/bin/python benchmarks/zoo_table.py runs/zoo3/models.json runs/zoo2/models.json \\
-        benchmarks/results/models_fsdd_loso.json benchmarks/results/models.json:gmm \\
+    .venv/bin/python benchmarks/zoo_table.py runs/zoo3/models.json \\
+        benchmarks/results/models_sc12_cnn_trad_fpool3.json benchmarks/results/models_fsdd_loso.json \\
         --out benchmarks/results/zoo --retime
 
 A source is a ``models.json``, optionally followed by ``:MODEL,MODEL`` to take only those rows.
@@ -25,9 +25,7 @@ import copy
 import json
 from pathlib import Path
 
-import numpy as np
-
-from audiorec.bench import median_latency_ms, write_tables
+from audiorec.bench import exported_model_dir, onnx_latency_ms, write_tables
 
 
 def parse_source(text: str) -> tuple[Path, set[str] | None]:
@@ -85,24 +83,20 @@ def merge(sources: list[tuple[Path, set[str] | None]]) -> tuple[list[dict], list
 
 
 def retime(rows: list[dict], runs: int = 100) -> None:
-    """Time each row's exported model again (ONNX Runtime, 1 thread, batch 1, one clip of its
-    training length; median of ``runs`` calls after 10 warm-up calls) and set ``latency_ms``.
+    """Time each row's exported model again as ``bench models`` did
+    (:func:`audiorec.bench.onnx_latency_ms`, median of ``runs`` calls) and set ``latency_ms``.
 
     The model is ``models/<model>/model.onnx`` beside the row's source, where ``bench models``
     exported it; a row whose file is gone keeps its latency and gets ``latency_from_source``.
     """
-    from audiorec.runtime import OnnxModel
-
     for row in rows:
-        onnx = Path(row["source"]).parent / "models" / row["model"] / "model.onnx"
+        onnx = exported_model_dir(Path(row["source"]).parent, row["model"]) / "model.onnx"
         if not onnx.is_file():
             row["latency_from_source"] = True
             print(f"{row['model']}: {onnx} is gone; keeping the latency of {row['source']} ({row['latency_ms']:.2f} ms)")
             continue
-        model = OnnxModel(onnx, threads=1)
-        clip = (0.1 * np.random.default_rng(0).standard_normal((1, model.clip_samples))).astype(np.float32)
         before = row["latency_ms"]
-        row["latency_ms"] = round(median_latency_ms(model, clip, n=runs), 3)
+        row["latency_ms"] = onnx_latency_ms(onnx, n=runs)
         print(f"{row['model']}: {row['latency_ms']:.2f} ms (was {before:.2f} ms in {row['source']})")
 
 
