@@ -25,7 +25,6 @@ Speech Commands 80/10/10 speaker split). ``auto`` picks ``loso`` for corpora wit
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -46,7 +45,7 @@ LOSO_MAX_SPEAKERS = 10
 PROTOCOLS = ("auto", "loso", "split")
 # Small and fast models first, so the first hours of a long benchmark fill the most rows.
 DEFAULT_MODELS = ("gmm", "bc_resnet:1", "ds_cnn:S", "crnn_fourier:S", "matchboxnet:3x1x64", "cnn", "bc_resnet:3",
-                  "cnn_trad_fpool3")
+                  "cnn_trad_fpool3", "speech_embedding")
 
 
 @dataclass(frozen=True)
@@ -77,12 +76,10 @@ class ModelChoice:
 
     def config(self, base: Config) -> Config:
         """``base`` with this model; raises :class:`ConfigError` for an unknown name or size."""
-        from audiorec.config import ConfigError, validate
+        from audiorec.config import ConfigError, with_model
         from audiorec.models import build_model
 
-        config = copy.deepcopy(base)
-        config.model.name, config.model.size = self.name, self.size
-        validate(config)
+        config = with_model(base, self.name, self.size)
         try:
             build_model(config, 2)
         except ValueError as e:

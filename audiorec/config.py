@@ -1,7 +1,7 @@
 """One configuration per run: typed defaults, an optional YAML file, and ``key=value`` overrides.
 
 Resolution order (later wins): the dataclass defaults below, the task's defaults
-(:data:`TASK_DEFAULTS`, for ``task=asr``), ``--config FILE.yaml``, dotted overrides on the command
+(:data:`TASK_DEFAULTS`, for ``task=asr``, and :data:`MODEL_DEFAULTS`), ``--config FILE.yaml``, dotted overrides on the command
 line (``train.max_epochs=20 features.n_mels=64``), then the dedicated flags (``--task``,
 ``--max-epochs``, ``--seed``, ``--test-speakers``). The resolved config is saved in the run
 directory as ``config.yaml``. Types and names are checked by OmegaConf; ranges by :func:`validate`.
@@ -70,7 +70,9 @@ class ModelConfig:
         ``crnn_fourier`` (convolutions, a bidirectional LSTM and dense layers; with
         ``features.learnable_dft=true`` its Fourier front end is trained too), or ``gmm``, the
         classical baseline: a Gaussian mixture per class over MFCC frames, fitted by EM
-        (Reynolds & Rose 1995; :mod:`audiorec.models.gmm`).
+        (Reynolds & Rose 1995; :mod:`audiorec.models.gmm`), or ``speech_embedding``, a small
+        head trained over Google's pretrained speech embedding, frozen (Lin et al. 2020;
+        :mod:`audiorec.pretrained`; it sets ``features.kind=speech_embedding``).
     channels : list of int
         Filters per stage of ``cnn``; the other architectures ignore it. Four stages by
         default (293k parameters): the fourth, after a third 2x2 pooling, widens what one output
@@ -87,7 +89,7 @@ class ModelConfig:
         A size the architecture's paper names; empty means the first one listed here.
         ``cnn_trad_fpool3``: ``fpool3``. ``ds_cnn``: ``S``, ``M``, ``L``. ``bc_resnet``: the
         width multiplier ``1``, ``3``, ``8``. ``matchboxnet``: ``BxRxC`` = ``3x1x64``, ``3x2x64``,
-        ``6x2x64``. ``crnn_fourier``: ``S``, ``M``, ``L``. ``gmm``: the most components per
+        ``6x2x64``. ``crnn_fourier``: ``S``, ``M``, ``L``. ``speech_embedding``: ``M``, ``S``. ``gmm``: the most components per
         class that BIC may choose, ``32``, ``8``, ``16``, ``64``. ``deepspeech2`` (``task=asr``):
         ``S``, ``XS``, ``M``, ``L``. ``cnn`` has none (leave it empty). Building the model raises
         ``ValueError`` for a size its architecture does not have.
@@ -262,6 +264,18 @@ TASK_DEFAULTS = {
 }
 
 
+# What a model changes in the defaults, as TASK_DEFAULTS does for a task. ``speech_embedding`` is
+# a head over its own pretrained front end (Lin et al. 2020), whose 96 embedding values every
+# 80 ms are not mel bands: SpecAugment's masks (8 bands, 15 frames) would hide most of a clip, so
+# they are off and the head's dropout on the embedding does their work.
+MODEL_DEFAULTS = {
+    "speech_embedding": {
+        "features": {"kind": "speech_embedding"},
+        "augment": {"spec_augment": {"freq_masks": 0, "time_masks": 0}},
+    },
+}
+
+
 class ConfigError(ValueError):
     """A configuration file, key or value is wrong; the message names it."""
 
@@ -325,7 +339,15 @@ def validate(config: Config) -> Config:
     encoders = ASR_ENCODERS if config.task == "asr" else ENCODERS
     if config.model.name not in encoders:
         raise ConfigError(f"model.name={config.model.name} is not one of {', '.join(encoders)} (the models of task={config.task})")
+    _check_front_end(config)
     return config
+
+
+def _check_front_end(config: Config) -> None:
+    pretrained = config.features.kind == "speech_embedding"
+    if pretrained != (config.model.name == "speech_embedding"):
+        raise ConfigError(f"features.kind={config.features.kind} and model.name={config.model.name}: the speech_embedding "
+                          "front end and model go together (model.name=speech_embedding sets both)")
 
 
 def _describe(error: OmegaConfBaseException, path) -> str:
@@ -366,14 +388,33 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
             raise ConfigError(f"override {bad[0]!r} is not key=value (e.g. train.max_epochs=20)")
         given = OmegaConf.from_dotlist(list(overrides))
         merged = OmegaConf.merge(merged, given)
-        if merged.task in TASK_DEFAULTS:  # the task's defaults go under the file and the overrides
-            layers = [schema, OmegaConf.create(TASK_DEFAULTS[merged.task])]
+        defaults = [TASK_DEFAULTS.get(merged.task), MODEL_DEFAULTS.get(merged.model.name)]
+        if any(defaults):  # the task's and the model's defaults go under the file and the overrides
+            layers = [schema] + [OmegaConf.create(d) for d in defaults if d]
             layers += [OmegaConf.load(path)] if path is not None else []
             merged = OmegaConf.merge(*layers, given)
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         raise ConfigError(_describe(e, path)) from e
     return validate(config)
+
+
+def with_model(config: Config, name: str, size: str = "") -> Config:
+    """``config`` with another model, and the settings :data:`MODEL_DEFAULTS` gives that model.
+
+    What ``model.name=NAME`` on the command line does, for a config already resolved (``audiorec
+    bench models`` trains several models from one). The model's defaults replace the config's
+    values for their keys.
+
+    Raises
+    ------
+    ConfigError
+        An unknown model or an invalid result, as :func:`validate`.
+    """
+    merged = OmegaConf.merge(OmegaConf.structured(config), {"model": {"name": name, "size": size}})
+    if name in MODEL_DEFAULTS:
+        merged = OmegaConf.merge(merged, MODEL_DEFAULTS[name])
+    return validate(OmegaConf.to_object(merged))
 
 
 def to_yaml(config: Config) -> str:

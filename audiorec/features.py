@@ -36,8 +36,12 @@ class FeatureConfig:
 
     Attributes
     ----------
-    kind : {"log_mel", "mfcc", "pcen"}
+    kind : {"log_mel", "mfcc", "pcen", "speech_embedding"}
         ``pcen`` is :class:`PCEN` on the same mel bands, in place of the log.
+        ``speech_embedding`` is Google's pretrained speech embedding (Lin et al. 2020), frozen:
+        96 values every 80 ms from its own 32-band mel front end, which ignores the window, hop
+        and band settings here (:class:`audiorec.pretrained.SpeechEmbedding`); it goes with
+        ``model.name=speech_embedding``.
     sample_rate : int
         Hz of the input waveform.
     win_ms : float
@@ -379,7 +383,7 @@ def build_features(config: FeatureConfig) -> nn.Module:
 
     Returns
     -------
-    LogMel, MFCC or PCEN
+    LogMel, MFCC, PCEN or SpeechEmbedding
         A module mapping (batch, n_samples) to (batch, n_features, n_frames); its
         ``n_features`` attribute is set.
 
@@ -387,7 +391,13 @@ def build_features(config: FeatureConfig) -> nn.Module:
     ------
     ValueError
         Unknown ``kind`` or a parameter out of range.
+    FileNotFoundError
+        ``kind == "speech_embedding"`` and its pretrained files are not installed.
     """
+    if config.kind == "speech_embedding":
+        from audiorec.pretrained import SpeechEmbedding
+
+        return SpeechEmbedding(sample_rate=config.sample_rate)
     log_mel = dict(
         sample_rate=config.sample_rate,
         win_ms=config.win_ms,
@@ -408,5 +418,5 @@ def build_features(config: FeatureConfig) -> nn.Module:
         module = PCEN(time_constant_s=config.pcen_time_constant_s, trainable=config.pcen_trainable, **log_mel)
         module.n_features = config.n_mels
     else:
-        raise ValueError(f"features.kind must be 'log_mel', 'mfcc' or 'pcen', got {config.kind!r}")
+        raise ValueError(f"features.kind must be 'log_mel', 'mfcc', 'pcen' or 'speech_embedding', got {config.kind!r}")
     return module

@@ -16,6 +16,9 @@ Protocols (``../shared/data/README.md``):
 - ``sc12_speaker_split``: Speech Commands 12 classes, 80/10/10 speaker split, default recipe.
 - ``sc12_noise``: the same with recorded noise in training, then tested clean and mixed with the
   two other recordings (``running_tap``, ``doing_the_dishes``) at 20, 10, 5, 0 dB.
+- ``sc12_speech_embedding``, ``fsdd_loso_speech_embedding``: the ``sc12_speaker_split`` and
+  ``fsdd_loso`` protocols with ``--model speech_embedding`` (a head over Google's pretrained
+  speech embedding); its LOSO folds train for 20 epochs.
 
 "Recorded noise" is four of the six Speech Commands background recordings in
 ``../shared/data/noise`` (dude_miaowing, exercise_bike, pink_noise, white_noise); running_tap
@@ -51,6 +54,11 @@ def protocols(out: Path) -> dict[str, list[list[str]]]:
         "fsdd_george": [["train", "--data", fsdd, "--test-speakers", "george", "--out", str(out / "fsdd_george"), noise]],
         "fsdd_loso": [["cv", "--data", fsdd, "--folds", "loso", "--out", str(out / "fsdd_loso"), noise]],
         "sc12_speaker_split": [["train", "--data", SC12, "--out", str(out / "sc12_speaker_split")]],
+        "sc12_speech_embedding": [["train", "--data", SC12, "--out", str(out / "sc12_speech_embedding"),
+                                   "--model", "speech_embedding"]],
+        "fsdd_loso_speech_embedding": [["cv", "--data", fsdd, "--folds", "loso", "--out",
+                                        str(out / "fsdd_loso_speech_embedding"), "--model", "speech_embedding",
+                                        "--max-epochs", "20", noise]],
         "sc12_noise": [
             ["train", "--data", SC12, "--out", str(out / "sc12_noise"), noise],
             ["evaluate", str(out / "sc12_noise"), *test_noise, "--snr-db", "20,10,5,0"],
@@ -81,7 +89,7 @@ def run_protocol(name: str, commands: list[list[str]], out: Path, seed: int) -> 
     result = {"protocol": name, "command": command_text(commands, out), "wall_time_s": round(wall, 1),
               "peak_rss_mb": round(peak, 1), "seed": seed}
     metrics = json.loads((out / name / "metrics.json").read_text())
-    if name == "fsdd_loso":
+    if name.startswith("fsdd_loso"):
         result.update(
             accuracy=metrics["mean_accuracy"], worst_accuracy=metrics["worst_accuracy"],
             worst_speaker=metrics["worst_speaker"], n_test=metrics["n_test"],

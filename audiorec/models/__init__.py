@@ -18,13 +18,16 @@ from audiorec.models.deepspeech2 import DeepSpeech2
 from audiorec.models.ds_cnn import DSCNN
 from audiorec.models.gmm import GMMClassifier
 from audiorec.models.matchboxnet import MatchboxNet
+from audiorec.models.speech_embedding import SpeechEmbeddingHead
 
 if TYPE_CHECKING:
     from audiorec.config import Config
 
 # Each maps (batch, n_features, n_frames) to (batch, n_classes) logits. ``cnn`` is sized by
 # ``model.channels``, the others by ``model.size``. ``gmm`` is fitted by EM, not by gradient
-# descent (see :mod:`audiorec.models.gmm` and :func:`audiorec.train.fit_gmm`).
+# descent (see :mod:`audiorec.models.gmm` and :func:`audiorec.train.fit_gmm`). ``speech_embedding``
+# is a head over a pretrained front end (``features.kind=speech_embedding``, set with it by
+# :data:`audiorec.config.MODEL_DEFAULTS`).
 ENCODERS = {
     "cnn": CNN,
     "cnn_trad_fpool3": CNNTradFPool3,
@@ -33,6 +36,7 @@ ENCODERS = {
     "matchboxnet": MatchboxNet,
     "crnn_fourier": CRNNFourier,
     "gmm": GMMClassifier,
+    "speech_embedding": SpeechEmbeddingHead,
 }
 
 # Speech recognition (``task=asr``): each maps ((batch, n_features, n_frames), valid frames) to

@@ -56,9 +56,13 @@ class CommandClassifier(nn.Module):
         Returns
         -------
         torch.Tensor [shape=(batch, n_features, n_frames)]
-            Each bin's mean over the clip subtracted, divided by the clip's standard deviation.
+            Each bin's mean over the clip subtracted, divided by the clip's standard deviation;
+            a pretrained front end whose ``normalised`` attribute is true
+            (:class:`~audiorec.pretrained.SpeechEmbedding`) is passed through as it is.
         """
         x = self.features(waveform)
+        if getattr(self.features, "normalised", False):
+            return x
         mean = x.mean(dim=2, keepdim=True)
         std = x.std(dim=(1, 2), keepdim=True)
         return (x - mean) / (std + 1e-5)

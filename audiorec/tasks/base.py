@@ -145,8 +145,9 @@ class Task(L.LightningModule):
         return lr_factor(c.schedule, step, int(self.trainer.estimated_stepping_batches), c.warmup_fraction)
 
     def trained_parameters(self) -> list[nn.Parameter]:
-        """What the optimiser updates: the network's parameters (subclasses add training-only heads)."""
-        return list(self.model.parameters())
+        """What the optimiser updates: the network's trainable parameters (a frozen pretrained front
+        end's are not; subclasses add training-only heads)."""
+        return [p for p in self.model.parameters() if p.requires_grad]
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.config.optimizer, self.trained_parameters(), self.config)
