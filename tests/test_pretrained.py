@@ -110,3 +110,11 @@ def test_benchmark_model_choice_brings_the_front_end():
     assert (config.model.name, config.model.size, config.features.kind) == ("speech_embedding", "S", "speech_embedding")
     assert config.train.max_epochs == 5 and base.features.kind == "log_mel"
     assert ModelChoice.parse("ds_cnn:S").config(base).features.kind == "log_mel"
+
+
+def test_model_flag_brings_the_front_end():
+    from audiorec.cli import _training_config, build_parser
+
+    args = build_parser().parse_args(["train", "--data", "x", "--out", "y", "--model", "speech_embedding", "model.size=S"])
+    config = _training_config(args)
+    assert (config.model.name, config.model.size, config.features.kind) == ("speech_embedding", "S", "speech_embedding")
