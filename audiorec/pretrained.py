@@ -130,8 +130,8 @@ def _embedding_layers(path: Path) -> nn.Sequential:
 class SpeechEmbedding(nn.Module):
     """Google's speech embedding (Lin et al. 2020) as a frozen front end: waveform to 96-d frames.
 
-    The waveform is padded with ``pad_s`` of silence at each end (a 1-s clip becomes 2 s, the
-    context the embedding was trained with), scaled to 16-bit range, and turned into 32 log-mel
+    The waveform is padded with ``pad_s`` of silence at each end (a 1-s clip becomes 2 s and
+    gives 16 embeddings rather than 3), scaled to 16-bit range, and turned into 32 log-mel
     bands every 10 ms by the published front end: a 512-sample STFT as two convolutions, power,
     a fixed mel matrix, ``10 log10`` with an 80-dB floor below the clip's loudest cell (the ONNX
     file takes that maximum over the whole batch; here it is per clip, as for
@@ -139,7 +139,7 @@ class SpeechEmbedding(nn.Module):
     module). The embedding network (20 convolutions, 3.3e5 weights) maps 76 frames to one
     embedding; as it is convolutional in time, unpadded, with a stride of 8 frames, one pass over
     the whole clip gives exactly the embeddings of its 76-frame windows every 8 frames (what
-    openWakeWord computes window by window), at a sixth of the cost for a 1-s clip.
+    openWakeWord computes window by window), with a sixth of the arithmetic for a 1-s clip.
 
     Its parameters are frozen (``requires_grad=False``), so they are not counted as trained
     parameters and no optimiser moves them; they are stored in checkpoints and exported files.
