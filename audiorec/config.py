@@ -344,10 +344,13 @@ def validate(config: Config) -> Config:
 
 
 def _check_front_end(config: Config) -> None:
-    pretrained = config.features.kind == "speech_embedding"
-    if pretrained != (config.model.name == "speech_embedding"):
-        raise ConfigError(f"features.kind={config.features.kind} and model.name={config.model.name}: the speech_embedding "
-                          "front end and model go together (model.name=speech_embedding sets both)")
+    # A model whose MODEL_DEFAULTS name a front end owns it: neither goes without the other.
+    owned = {d["features"]["kind"]: name for name, d in MODEL_DEFAULTS.items() if "kind" in d.get("features", {})}
+    owner = owned.get(config.features.kind)
+    if (owner or config.model.name) != config.model.name or (config.model.name in owned.values() and owner is None):
+        model = owner or config.model.name
+        raise ConfigError(f"features.kind={config.features.kind} and model.name={config.model.name}: the {model} "
+                          f"front end and model go together (model.name={model} sets both)")
 
 
 def _describe(error: OmegaConfBaseException, path) -> str:
