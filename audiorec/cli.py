@@ -186,7 +186,7 @@ def _add_training_options(parser, model: bool = True) -> None:
     if model:
         parser.add_argument("--model", help="override model.name: cnn, cnn_trad_fpool3, ds_cnn, bc_resnet, matchboxnet, "
                             "crnn_fourier, gmm (the classical baseline), speech_embedding (a head over Google's pretrained, "
-                            "frozen speech embedding) (sizes: model.size=...)")
+                            "frozen speech embedding; features.finetune_layers=N trains its last N convolutions) (sizes: model.size=...)")
         parser.add_argument("--teacher", metavar="RUN", help="override train.teacher: a trained run (or an 'audiorec cv' "
                             "folder, fold by fold) whose outputs this model learns to match besides the labels "
                             "(knowledge distillation; train.distill_weight, train.distill_temperature)")

@@ -143,6 +143,10 @@ class TrainConfig:
         For ``momentum``, ``nesterov`` and ``rmsprop``.
     weight_decay : float
         Decoupled for ``adamw`` (Loshchilov & Hutter 2019), an L2 penalty for the others.
+    finetune_lr_scale : float > 0
+        Multiplies the learning rate of pretrained weights being fine-tuned
+        (``features.finetune_layers``), so that they move less than the new layers above them
+        (discriminative fine-tuning, Howard & Ruder 2018).
     schedule : str
         ``constant``, ``warmup_cosine`` (linear warm-up, then cosine to zero), ``cosine`` (no
         warm-up) or ``one_cycle`` (Smith & Topin 2019), stepped per batch.
@@ -203,6 +207,7 @@ class TrainConfig:
     lr: float = 3e-3
     momentum: float = 0.9
     weight_decay: float = 1e-2
+    finetune_lr_scale: float = 0.1
     schedule: str = "warmup_cosine"
     warmup_fraction: float = 0.1
     gradient_clip: float = 5.0
@@ -295,6 +300,8 @@ def validate(config: Config) -> Config:
         ("data.test_fraction", 0 <= config.data.test_fraction < 1),
         ("train.max_epochs", config.train.max_epochs > 0),
         ("train.lr", config.train.lr > 0),
+        ("train.finetune_lr_scale", config.train.finetune_lr_scale > 0),
+        ("features.finetune_layers", config.features.finetune_layers >= 0),
         ("train.patience", config.train.patience > 0),
         ("train.monitor", config.train.monitor in ("val_loss", "val_acc")),
         ("train.ema_decay", 0 <= config.train.ema_decay < 1),
@@ -351,6 +358,9 @@ def _check_front_end(config: Config) -> None:
         model = owner or config.model.name
         raise ConfigError(f"features.kind={config.features.kind} and model.name={config.model.name}: the {model} "
                           f"front end and model go together (model.name={model} sets both)")
+    if config.features.finetune_layers and config.features.kind != "speech_embedding":
+        raise ConfigError(f"features.finetune_layers={config.features.finetune_layers} fine-tunes a pretrained front end; "
+                          f"features.kind={config.features.kind} has none (use model.name=speech_embedding)")
 
 
 def _describe(error: OmegaConfBaseException, path) -> str:

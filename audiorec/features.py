@@ -38,7 +38,8 @@ class FeatureConfig:
     ----------
     kind : {"log_mel", "mfcc", "pcen", "speech_embedding"}
         ``pcen`` is :class:`PCEN` on the same mel bands, in place of the log.
-        ``speech_embedding`` is Google's pretrained speech embedding (Lin et al. 2020), frozen:
+        ``speech_embedding`` is Google's pretrained speech embedding (Lin et al. 2020), frozen
+        unless ``finetune_layers`` says otherwise:
         96 values every 80 ms from its own 32-band mel front end, which ignores the window, hop
         and band settings here (:class:`audiorec.pretrained.SpeechEmbedding`); it goes with
         ``model.name=speech_embedding``.
@@ -66,6 +67,10 @@ class FeatureConfig:
         With ``kind == "pcen"``: the seconds its smoother averages over.
     pcen_trainable : bool
         With ``kind == "pcen"``: learn its gain, bias and power per band.
+    finetune_layers : int
+        With ``kind == "speech_embedding"``: how many of its last convolutions are fine-tuned
+        (0, the default, keeps it frozen); their weights then count as trained parameters and
+        learn at ``train.lr * train.finetune_lr_scale``.
     """
 
     kind: str = "log_mel"
@@ -80,6 +85,7 @@ class FeatureConfig:
     learnable_dft: bool = False
     pcen_time_constant_s: float = 0.4
     pcen_trainable: bool = False
+    finetune_layers: int = 0
 
 
 class LogMel(nn.Module):
@@ -397,7 +403,7 @@ def build_features(config: FeatureConfig) -> nn.Module:
     if config.kind == "speech_embedding":
         from audiorec.pretrained import SpeechEmbedding
 
-        return SpeechEmbedding(sample_rate=config.sample_rate)
+        return SpeechEmbedding(sample_rate=config.sample_rate, finetune_layers=config.finetune_layers)
     log_mel = dict(
         sample_rate=config.sample_rate,
         win_ms=config.win_ms,

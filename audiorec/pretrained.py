@@ -143,6 +143,10 @@ class SpeechEmbedding(nn.Module):
 
     Its parameters are frozen (``requires_grad=False``), so they are not counted as trained
     parameters and no optimiser moves them; they are stored in checkpoints and exported files.
+    ``finetune_layers`` unfreezes the last convolutions of the embedding network (fine-tuning
+    the top of a pretrained network while its lower layers stay fixed, as in Yosinski et al.
+    2014 and Howard & Ruder 2018); :meth:`finetuned_parameters` lists them, so that the
+    optimiser can give them a smaller learning rate (``train.finetune_lr_scale``).
 
     Parameters
     ----------
@@ -152,6 +156,9 @@ class SpeechEmbedding(nn.Module):
         Silence added before and after the clip, in seconds.
     model_dir : str or Path, optional
         Folder of the two ONNX files (see :func:`model_files`).
+    finetune_layers : int in [0, 20]
+        How many of the embedding network's last convolutions are trained (0: all frozen). The
+        last 4 hold 1.1e5 weights and run on 1/16 of the first layers' time-frequency grid.
 
     Shape
     -----
@@ -163,13 +170,14 @@ class SpeechEmbedding(nn.Module):
     Raises
     ------
     ValueError
-        ``sample_rate`` is not 16000, ``pad_s`` is negative, or the ONNX files are not the
-        expected graphs.
+        ``sample_rate`` is not 16000, ``pad_s`` is negative, ``finetune_layers`` is outside
+        [0, 20], or the ONNX files are not the expected graphs.
     FileNotFoundError
         The ONNX files are not installed.
     """
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE, pad_s: float = 0.5, model_dir: str | Path | None = None):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, pad_s: float = 0.5, model_dir: str | Path | None = None,
+                 finetune_layers: int = 0):
         super().__init__()
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"features.kind=speech_embedding needs features.sample_rate={SAMPLE_RATE}, got {sample_rate}")
@@ -188,6 +196,13 @@ class SpeechEmbedding(nn.Module):
         self.embedding = _embedding_layers(embedding_path).to(memory_format=torch.channels_last)
         for p in self.embedding.parameters():
             p.requires_grad_(False)
+        convs = [layer for layer in self.embedding if isinstance(layer, nn.Conv2d)]
+        if not (isinstance(finetune_layers, int) and 0 <= finetune_layers <= len(convs)):
+            raise ValueError(f"features.finetune_layers={finetune_layers!r}: must be an integer from 0 to {len(convs)}, "
+                             "the embedding network's convolutions")
+        self._finetuned = [p for conv in convs[len(convs) - finetune_layers :] for p in conv.parameters()]
+        for p in self._finetuned:
+            p.requires_grad_(True)
         self.pad = int(round(pad_s * SAMPLE_RATE))
         self.n_features = EMBEDDING_DIM
         self.normalised = True  # the classifier must not re-normalise these embeddings per clip
@@ -207,6 +222,10 @@ class SpeechEmbedding(nn.Module):
         mel = self.log_mel(waveform)  # (batch, n_frames, 32): the network's image is frames x bands
         x = mel.unsqueeze(1).contiguous(memory_format=torch.channels_last)
         return self.embedding(x).squeeze(3).contiguous()
+
+    def finetuned_parameters(self) -> list[nn.Parameter]:
+        """The pretrained weights that ``finetune_layers`` unfroze (empty when frozen)."""
+        return list(self._finetuned)
 
     @staticmethod
     def n_embeddings(n_samples: int, pad_s: float = 0.5) -> int:

@@ -19,6 +19,9 @@ Protocols (``../shared/data/README.md``):
 - ``sc12_speech_embedding``, ``fsdd_loso_speech_embedding``: the ``sc12_speaker_split`` and
   ``fsdd_loso`` protocols with ``--model speech_embedding`` (a head over Google's pretrained
   speech embedding); its LOSO folds train for 20 epochs.
+- ``fsdd_loso_speech_embedding_ft8``: the same LOSO with the embedding's last 8 convolutions
+  fine-tuned at 0.3 times the head's learning rate (``features.finetune_layers=8
+  train.finetune_lr_scale=0.3``).
 
 "Recorded noise" is four of the six Speech Commands background recordings in
 ``../shared/data/noise`` (dude_miaowing, exercise_bike, pink_noise, white_noise); running_tap
@@ -59,6 +62,10 @@ def protocols(out: Path) -> dict[str, list[list[str]]]:
         "fsdd_loso_speech_embedding": [["cv", "--data", fsdd, "--folds", "loso", "--out",
                                         str(out / "fsdd_loso_speech_embedding"), "--model", "speech_embedding",
                                         "--max-epochs", "20", noise]],
+        "fsdd_loso_speech_embedding_ft8": [["cv", "--data", fsdd, "--folds", "loso", "--out",
+                                            str(out / "fsdd_loso_speech_embedding_ft8"), "--model", "speech_embedding",
+                                            "--max-epochs", "20", noise, "features.finetune_layers=8",
+                                            "train.finetune_lr_scale=0.3"]],
         "sc12_noise": [
             ["train", "--data", SC12, "--out", str(out / "sc12_noise"), noise],
             ["evaluate", str(out / "sc12_noise"), *test_noise, "--snr-db", "20,10,5,0"],

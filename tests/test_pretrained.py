@@ -67,6 +67,37 @@ def test_weights_are_frozen_and_not_counted():
     assert sum(p.numel() for p in frozen) > 500_000  # the STFT kernel, mel matrix and embedding network
 
 
+def test_finetuning_unfreezes_the_last_convolutions_at_a_smaller_learning_rate():
+    from audiorec.tasks.base import build_optimizer
+    from audiorec.tasks.commands import CommandTask
+
+    config = load_config(None, ["model.name=speech_embedding", "features.finetune_layers=2", "train.finetune_lr_scale=0.05"])
+    model = build_model(config, 12)
+    convs = [m for m in model.features.embedding if isinstance(m, torch.nn.Conv2d)]
+    assert [any(p.requires_grad for p in c.parameters()) for c in convs] == [False] * 18 + [True, True]
+    tuned = model.features.finetuned_parameters()
+    assert sum(p.numel() for p in tuned) == 27_744 + 27_648  # 96x96x3x1 + bias, then 96x96x3x1 without bias
+    assert count_parameters(model) == 88_332 + 27_744 + 27_648
+    groups = build_optimizer("adamw", CommandTask(model, config.train).parameter_groups(), config.train).param_groups
+    assert [g["lr"] for g in groups] == pytest.approx([config.train.lr, 0.05 * config.train.lr])
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in tuned}
+    # One step of backpropagation reaches the tuned layers and no frozen one.
+    before = [c.weight.detach().clone() for c in convs]
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    model.train()
+    torch.nn.functional.cross_entropy(model(torch.from_numpy(np.stack([_speechlike(16_000, s) for s in range(4)]))),
+                                      torch.tensor([2, 3, 4, 5])).backward()
+    opt.step()
+    moved = [not torch.equal(b, c.weight) for b, c in zip(before, convs)]
+    assert moved == [False] * 18 + [True, True]
+    with pytest.raises(ValueError, match="finetune_layers=21"):
+        build_model(load_config(None, ["model.name=speech_embedding", "features.finetune_layers=21"]), 12)
+    with pytest.raises(ConfigError, match="finetune_layers=2 fine-tunes a pretrained front end"):
+        load_config(None, ["features.finetune_layers=2"])
+    with pytest.raises(ConfigError, match="finetune_lr_scale"):
+        load_config(None, ["train.finetune_lr_scale=0"])
+
+
 def test_model_name_sets_the_front_end_and_mismatches_are_refused():
     config = load_config(None, ["model.name=speech_embedding"])
     assert config.features.kind == "speech_embedding"

@@ -149,7 +149,18 @@ class Task(L.LightningModule):
         end's are not; subclasses add training-only heads)."""
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def parameter_groups(self) -> list[dict]:
+        """:meth:`trained_parameters` as optimiser groups: fine-tuned pretrained weights (the front
+        end's ``finetuned_parameters``, if any) in a second group at ``lr * finetune_lr_scale``."""
+        features = getattr(self.model, "features", None)
+        finetuned = {id(p) for p in (features.finetuned_parameters() if hasattr(features, "finetuned_parameters") else [])}
+        params = self.trained_parameters()
+        groups = [{"params": [p for p in params if id(p) not in finetuned]}]
+        if finetuned:
+            groups.append({"params": [p for p in params if id(p) in finetuned], "lr": self.config.lr * self.config.finetune_lr_scale})
+        return groups
+
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.config.optimizer, self.trained_parameters(), self.config)
+        optimizer = build_optimizer(self.config.optimizer, self.parameter_groups(), self.config)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
