@@ -22,6 +22,8 @@ Protocols (``../shared/data/README.md``):
 - ``fsdd_loso_speech_embedding_ft8``: the same LOSO with the embedding's last 8 convolutions
   fine-tuned at 0.3 times the head's learning rate (``features.finetune_layers=8
   train.finetune_lr_scale=0.3``).
+- ``sc12_noise_speech_embedding_ft8``: SC12 with that fine-tuning, recorded noise and 20 epochs,
+  then the noisy test.
 
 "Recorded noise" is four of the six Speech Commands background recordings in
 ``../shared/data/noise`` (dude_miaowing, exercise_bike, pink_noise, white_noise); running_tap
@@ -66,6 +68,11 @@ def protocols(out: Path) -> dict[str, list[list[str]]]:
                                             str(out / "fsdd_loso_speech_embedding_ft8"), "--model", "speech_embedding",
                                             "--max-epochs", "20", noise, "features.finetune_layers=8",
                                             "train.finetune_lr_scale=0.3"]],
+        "sc12_noise_speech_embedding_ft8": [
+            ["train", "--data", SC12, "--out", str(out / "sc12_noise_speech_embedding_ft8"), "--model", "speech_embedding",
+             "--max-epochs", "20", noise, "features.finetune_layers=8", "train.finetune_lr_scale=0.3"],
+            ["evaluate", str(out / "sc12_noise_speech_embedding_ft8"), *test_noise, "--snr-db", "20,10,5,0"],
+        ],
         "sc12_noise": [
             ["train", "--data", SC12, "--out", str(out / "sc12_noise"), noise],
             ["evaluate", str(out / "sc12_noise"), *test_noise, "--snr-db", "20,10,5,0"],
