@@ -200,9 +200,8 @@ class SpeechEmbedding(nn.Module):
         if not (isinstance(finetune_layers, int) and 0 <= finetune_layers <= len(convs)):
             raise ValueError(f"features.finetune_layers={finetune_layers!r}: must be an integer from 0 to {len(convs)}, "
                              "the embedding network's convolutions")
-        self._finetuned = [p for conv in convs[len(convs) - finetune_layers :] for p in conv.parameters()]
-        for p in self._finetuned:
-            p.requires_grad_(True)
+        for conv in convs[len(convs) - finetune_layers :]:
+            conv.requires_grad_(True)
         self.pad = int(round(pad_s * SAMPLE_RATE))
         self.n_features = EMBEDDING_DIM
         self.normalised = True  # the classifier must not re-normalise these embeddings per clip
@@ -225,7 +224,7 @@ class SpeechEmbedding(nn.Module):
 
     def finetuned_parameters(self) -> list[nn.Parameter]:
         """The pretrained weights that ``finetune_layers`` unfroze (empty when frozen)."""
-        return list(self._finetuned)
+        return [p for p in self.embedding.parameters() if p.requires_grad]
 
     @staticmethod
     def n_embeddings(n_samples: int, pad_s: float = 0.5) -> int:
