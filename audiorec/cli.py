@@ -243,8 +243,9 @@ def _add_export_command(sub) -> None:
     ex.add_argument("run", help="run directory written by 'audiorec train'")
     ex.add_argument("--out", help="model file to write (default RUN/model.onnx)")
     ex.add_argument("--ensemble", action="append", default=[], metavar="RUN2",
-                    help="another run of the same classes and front end (e.g. another --seed); repeat for more. "
-                    "The model then averages the runs' posteriors, one front end, one encoder per run")
+                    help="another run of the same classes and test split (another --seed, or another model or front "
+                    "end, e.g. a cnn with a speech_embedding run); repeat for more. The model then averages the runs' "
+                    "posteriors; runs with the same front end share one copy of it")
     ex.add_argument("--int8", action="store_true",
                     help="quantise to int8 (OUT is then the int8 model; the float one is kept as <stem>.fp32.onnx)")
     ex.add_argument("--max-clips", type=int, help="check on at most this many test clips (default all)")

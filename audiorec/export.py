@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import tempfile
 import time
 import warnings
@@ -297,8 +298,9 @@ def quantize_int8(fp32_model: str | Path, out: str | Path, calibration_clips: np
             return next(self.batches, None)
 
     proto = onnx.load(str(fp32_model))
-    # The front end's weights (a DFT kernel trained with features.learnable_dft) stay float too.
-    stored = {i.name for i in proto.graph.initializer if not i.name.startswith("model.features.")}
+    # The front ends' weights (a DFT kernel trained with features.learnable_dft, a pretrained
+    # embedding) stay float too; an ensemble of front ends has them under groups.<i>.features.
+    stored = {i.name for i in proto.graph.initializer if not re.search(r"(^|\.)features\.", i.name)}
     weighted = [n.name for n in proto.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1 and n.input[1] in stored]
     if not weighted:  # onnxruntime reads an empty nodes_to_quantize as "every node", front end included
         raise ValueError(f"{fp32_model}: no convolution or matrix product with stored weights; nothing to quantise to int8")
@@ -335,10 +337,11 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
         Training clips used to calibrate the int8 activation ranges.
     progress : bool
     ensemble : sequence of str or Path
-        More runs of the same classes, front end and test split (typically the same recipe at
-        other seeds): the exported model averages the posteriors of ``run_dir`` and these
-        (:func:`audiorec.recognize.load_ensemble`), one front end and one encoder per run. The
-        parity and accuracy checks are of the ensemble, on ``run_dir``'s test clips.
+        More runs of the same classes, clip length and test split (the same recipe at other
+        seeds, or other models and front ends): the exported model averages the posteriors of
+        ``run_dir`` and these (:func:`audiorec.recognize.load_ensemble`), one encoder per run and
+        one copy of each distinct front end. The parity and accuracy checks are of the
+        ensemble, on ``run_dir``'s test clips.
 
     Returns
     -------

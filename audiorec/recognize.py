@@ -125,21 +125,22 @@ def load_ensemble(run_dirs: Sequence[str | Path]) -> TorchModel:
     Parameters
     ----------
     run_dirs : sequence of str or Path
-        Run directories written by ``audiorec train`` on the same classes with the same front end
-        and clip length (typically one recipe at different ``--seed``), best checkpoint of each.
+        Run directories written by ``audiorec train`` on the same classes, sample rate and clip
+        length, best checkpoint of each: one recipe at different ``--seed``, or different models
+        and front ends (a log-mel CNN and a ``speech_embedding`` head, say).
 
     Returns
     -------
     TorchModel
-        An :func:`audiorec.models.ensemble.ensemble` of the runs' networks: one front end, the
-        mean of the members' class posteriors. Its ``config`` is the first run's. One run gives
-        :func:`load_run`'s model itself, no averaging layer added.
+        An :func:`audiorec.models.ensemble.ensemble` of the runs' networks: the mean of the
+        members' class posteriors, one copy of each distinct front end. Its ``config`` is the
+        first run's. One run gives :func:`load_run`'s model itself, no averaging layer added.
 
     Raises
     ------
     RunError
-        No run, a run that cannot be loaded, or one whose labels, ``features`` configuration or
-        ``data.clip_ms`` differ from the first run's (the run and the difference named).
+        No run, a run that cannot be loaded, or one whose labels, sample rate or ``data.clip_ms``
+        differ from the first run's (the run and the difference named).
     """
     from audiorec.models.ensemble import ensemble
 
@@ -152,8 +153,9 @@ def load_ensemble(run_dirs: Sequence[str | Path]) -> TorchModel:
     for run_dir, member in zip(run_dirs[1:], members[1:]):
         if member.labels != first.labels:
             raise RunError(f"{run_dir}: labels {member.labels} differ from {run_dirs[0]}'s {first.labels}")
-        if member.config.features != first.config.features or member.clip_samples != first.clip_samples:
-            raise RunError(f"{run_dir}: features or data.clip_ms differ from {run_dirs[0]}'s; an ensemble's runs must share them")
+        if member.sample_rate != first.sample_rate or member.clip_samples != first.clip_samples:
+            raise RunError(f"{run_dir}: hears {member.clip_samples}-sample clips at {member.sample_rate} Hz, {run_dirs[0]} "
+                           f"{first.clip_samples} at {first.sample_rate} Hz; an ensemble's runs must hear the same window")
     try:
         model = ensemble([m.model for m in members], [str(r) for r in run_dirs])
     except ValueError as e:

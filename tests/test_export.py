@@ -210,6 +210,39 @@ def test_ensemble_averages_the_posteriors_and_exports_as_one_graph(trained_run, 
     assert Recognizer.load(tmp_path / "cli.onnx").predict_proba(clips).shape == p_a.shape
 
 
+def test_ensemble_of_different_front_ends_keeps_one_copy_of_each_and_weights_every_member_once(trained_run, tmp_path):
+    """Two members over the run's log-mel bands and one over other bands: the mean of all three."""
+    import torch
+
+    from audiorec.models.ensemble import FrontEndAverage
+    from audiorec.recognize import load_ensemble, load_run
+
+    run_a, _, _ = trained_run
+    run_b = _second_member(run_a, tmp_path / "b")
+    run_c = _second_member(run_a, tmp_path / "c", seed=2)
+    config = (run_c / "config.yaml").read_text()
+    assert "f_min_hz: 20.0" in config
+    (run_c / "config.yaml").write_text(config.replace("f_min_hz: 20.0", "f_min_hz: 300.0"))
+    clips = np.random.default_rng(0).normal(0, 0.1, (5, 16000)).astype(np.float32)
+    p_a, p_b, p_c = (load_run(r)(clips) for r in (run_a, run_b, run_c))
+    members = load_ensemble([run_a, run_c, run_b])
+    model = members.model
+    assert isinstance(model, FrontEndAverage) and len(model.groups) == 2
+    assert [len(g.encoder.encoders) for g in model.groups] == [2, 1], "a and b share a front end, c has its own"
+    assert not torch.equal(model.groups[0].features.mel_basis(), model.groups[1].features.mel_basis())
+    expected = (p_a + p_b + p_c) / 3
+    assert np.abs(expected - (p_a + p_b) / 4 - p_c / 2).max() > 1e-4, "equal group weights must be distinguishable"
+    np.testing.assert_allclose(members(clips), expected, atol=1e-6)
+
+    out = tmp_path / "mixed.onnx"
+    report = export_run(run_a, out, int8=True, progress=False, ensemble=[run_c, run_b], calibration_clips=16)
+    assert report.parity_max_abs_diff < 1e-4 and report.parity_top1_agreement == 1.0
+    np.testing.assert_allclose(Recognizer.load(report.fp32_model).predict_proba(clips), expected, atol=1e-4)
+    int8 = onnx.load(str(out)).graph
+    assert any(n.op_type == "DequantizeLinear" for n in int8.node), "the encoders are quantised"
+    assert Recognizer.load(out).predict_proba(clips).shape == expected.shape
+
+
 def test_ensemble_refuses_runs_that_do_not_match(trained_run, tmp_path):
     from audiorec.recognize import load_ensemble
     from audiorec.run import RunError
@@ -221,11 +254,12 @@ def test_ensemble_refuses_runs_that_do_not_match(trained_run, tmp_path):
     with pytest.raises(RunError, match="relabelled: labels"):
         load_ensemble([run_a, relabelled])
 
-    other_features = _second_member(run_a, tmp_path / "other_features")
-    config = (other_features / "config.yaml").read_text()
-    (other_features / "config.yaml").write_text(config.replace("f_min_hz: 20.0", "f_min_hz: 60.0"))
-    with pytest.raises(RunError, match="other_features: features"):
-        load_ensemble([run_a, other_features])
+    other_window = _second_member(run_a, tmp_path / "other_window")
+    config = (other_window / "config.yaml").read_text()
+    assert "clip_ms: 1000.0" in config
+    (other_window / "config.yaml").write_text(config.replace("clip_ms: 1000.0", "clip_ms: 800.0"))
+    with pytest.raises(RunError, match="other_window: hears 12800-sample clips at 16000 Hz"):
+        load_ensemble([run_a, other_window])
 
     other_split = _second_member(run_a, tmp_path / "other_split")
     test_split = other_split / "splits" / "test.jsonl"
