@@ -402,7 +402,8 @@ def _add_listen_command(sub) -> None:
         "posterior over --smooth-ms, and print a line 'TIME s  LABEL  SCORE' when it rises across "
         "--threshold; after a detection none fires for --refractory-ms. _silence_ and _unknown_ never fire. "
         "TIME is seconds from the start, near the end of the word. With --timeline (from 'audiorec data "
-        "stream') the detections are scored: OUT/metrics.json (detection rate, false accepts per hour, "
+        "stream') the detections are scored, and each false accept is printed with its cause and the word "
+        "nearest to it: OUT/metrics.json (detection rate, false accepts per hour and their list, "
         "real-time factor), OUT/det_curve.csv and OUT/det_curve.png (miss rate against false accepts per "
         "hour over thresholds). A .onnx MODEL runs without PyTorch.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -886,6 +887,9 @@ def _cmd_listen(args) -> int:
     return 0
 
 
+MAX_FALSE_ACCEPTS_SHOWN = 20  # listen --timeline prints at most this many; metrics.json has them all
+
+
 def _score_listen(args, detector, times_s, probs, detections, duration_s: float, rtf: float) -> None:
     """``listen --timeline``: detection metrics, the DET curve as CSV and PNG, metrics.json."""
     from audiorec.data.stream import read_timeline
@@ -918,6 +922,12 @@ def _score_listen(args, detector, times_s, probs, detections, duration_s: float,
     print(f"detection rate {100 * metrics['detection_rate']:.1f}% ({metrics['hits']} of {metrics['n_keywords']} commands), "
           f"{metrics['false_accepts']} false accepts = {metrics['false_accepts_per_hour']:.1f} per hour "
           f"(threshold {detector.threshold:g})")
+    for fa in metrics["false_accept_list"][:MAX_FALSE_ACCEPTS_SHOWN]:
+        near = fa["nearest"]
+        print(f"  false accept {fa['time_s']:9.2f} s  {fa['label']:<10} {fa['score']:.3f}  {fa['cause']}"
+              + (f"; nearest word {near['label']} {near['start_s']:.2f}-{near['end_s']:.2f} s" if near else ""))
+    if len(metrics["false_accept_list"]) > MAX_FALSE_ACCEPTS_SHOWN:
+        print(f"  ... {len(metrics['false_accept_list']) - MAX_FALSE_ACCEPTS_SHOWN} more in metrics.json (false_accept_list)")
     if best:
         print(f"at <= 1 false accept per hour: detection rate {100 * best['detection_rate']:.1f}% (threshold {best['threshold']:g})")
     print(f"wrote {', '.join(map(str, written))}")

@@ -123,8 +123,10 @@ def detection_metrics(detections: Sequence, timeline: Sequence, duration_s: floa
         ``detection_rate`` (hits / n_keywords; 0 without keywords), ``n_keywords``, ``hits``,
         ``misses``, ``false_accepts``, ``false_accepts_per_hour``, ``false_accepts_by_cause``
         (``keyword``: wrong label or repeated on a keyword; ``negative_word``; ``background``),
-        ``per_label`` (label -> ``n``, ``hits``, ``false_accepts``), ``duration_s``,
-        ``tolerance_s``.
+        ``per_label`` (label -> ``n``, ``hits``, ``false_accepts``), ``false_accept_list``
+        (each false accept in time order: ``time_s``, ``label``, ``score`` when the detection has
+        one, ``cause``, and ``nearest``, the timeline word nearest to it: ``label``, ``start_s``,
+        ``end_s``, or None on an empty timeline), ``duration_s``, ``tolerance_s``.
 
     Raises
     ------
@@ -146,6 +148,10 @@ def detection_metrics(detections: Sequence, timeline: Sequence, duration_s: floa
     neg_ends = np.array([e.end_s for e in negatives], float) + tolerance_s
     per_label = {label: {"n": int(np.sum(labels == label)), "hits": 0, "false_accepts": 0} for label in sorted(set(labels))}
     causes = {"keyword": 0, "negative_word": 0, "background": 0}
+    everything = sorted(timeline, key=lambda e: e.start_s)
+    all_starts = np.array([e.start_s for e in everything], float)
+    all_ends = np.array([e.end_s for e in everything], float)
+    false_accept_list = []
     for d in sorted(detections, key=lambda d: d.time_s):
         inside = (starts <= d.time_s) & (d.time_s <= ends)
         candidates = np.flatnonzero(inside & (labels == d.label) & ~matched)
@@ -156,11 +162,20 @@ def detection_metrics(detections: Sequence, timeline: Sequence, duration_s: floa
             continue
         entry["false_accepts"] += 1
         if inside.any():
-            causes["keyword"] += 1
+            cause = "keyword"
         elif np.any((neg_starts <= d.time_s) & (d.time_s <= neg_ends)):
-            causes["negative_word"] += 1
+            cause = "negative_word"
         else:
-            causes["background"] += 1
+            cause = "background"
+        causes[cause] += 1
+        nearest = None
+        if everything:  # distance to each word's interval, 0 inside it
+            e = everything[int(np.argmin(np.maximum(all_starts - d.time_s, 0) + np.maximum(d.time_s - all_ends, 0)))]
+            nearest = {"label": e.label, "start_s": round(float(e.start_s), 3), "end_s": round(float(e.end_s), 3)}
+        score = getattr(d, "score", None)
+        false_accept_list.append({"time_s": round(float(d.time_s), 3), "label": d.label,
+                                  "score": None if score is None else round(float(score), 4),
+                                  "cause": cause, "nearest": nearest})
     hits, false_accepts = int(matched.sum()), sum(causes.values())
     return {
         "detection_rate": hits / len(keywords) if keywords else 0.0,
@@ -171,6 +186,7 @@ def detection_metrics(detections: Sequence, timeline: Sequence, duration_s: floa
         "false_accepts_per_hour": false_accepts * 3600.0 / duration_s,
         "false_accepts_by_cause": causes,
         "per_label": per_label,
+        "false_accept_list": false_accept_list,
         "duration_s": float(duration_s),
         "tolerance_s": float(tolerance_s),
     }

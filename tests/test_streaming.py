@@ -208,6 +208,10 @@ def test_detection_metrics_on_a_hand_made_case():
     assert m["false_accepts_per_hour"] == pytest.approx(2.0)
     assert m["false_accepts_by_cause"] == {"keyword": 2, "negative_word": 1, "background": 1}
     assert m["per_label"]["no"] == {"n": 1, "hits": 0, "false_accepts": 1}
+    listed = [(f["time_s"], f["label"], f["cause"], f["nearest"]["label"], f["nearest"]["start_s"]) for f in m["false_accept_list"]]
+    assert listed == [(1.8, "yes", "keyword", "yes", 1.0), (4.2, "yes", "keyword", "no", 4.0),
+                      (7.2, "no", "negative_word", "_unknown_", 7.0), (8.8, "yes", "background", "yes", 10.0)]
+    assert all(f["score"] == 0.9 for f in m["false_accept_list"])
     tight = detection_metrics(detections, timeline, duration_s=7200.0, tolerance_s=0.0)
     assert (tight["hits"], tight["false_accepts"]) == (0, 6)
     assert detection_metrics([], [], 60.0)["detection_rate"] == 0.0
@@ -385,6 +389,15 @@ def test_cli_listen_prints_detections_and_scores_them(listen_inputs, tmp_path, c
     assert main(["listen", str(model), "--file", str(wav), "--json"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(l)["label"] for l in lines] == ["yes", "no", "yes", "no"]
+
+    # A timeline without its first "no": that detection is a false accept, listed with its cause.
+    partial = write_timeline(tmp_path / "partial.csv", [e for e in TIMELINE if e.start_s != TIMELINE[1].start_s])
+    assert main(["listen", str(model), "--file", str(wav), "--smooth-ms", "0", "--timeline", str(partial),
+                 "--out", str(tmp_path / "partial")]) == 0
+    shown = [l for l in capsys.readouterr().out.splitlines() if l.startswith("  false accept ")]
+    assert len(shown) == 1 and "6.30 s  no" in shown[0] and "background; nearest word _unknown_ 9.05-9.55 s" in shown[0], shown
+    listed = json.loads((tmp_path / "partial" / "metrics.json").read_text())["false_accept_list"]
+    assert [(f["time_s"], f["label"], f["cause"]) for f in listed] == [(6.3, "no", "background")]
 
 
 def test_cli_listen_with_an_onnx_model_imports_no_torch(listen_inputs, tmp_path):
