@@ -85,6 +85,11 @@ class FrontEndAverage(nn.Module):
     ------
     ValueError
         No groups, or ``sizes`` not one positive count per group.
+
+    References
+    ----------
+    Hansen & Salamon 1990, "Neural network ensembles" (averaging members whose errors differ);
+    the mean of posteriors as in Lakshminarayanan et al. 2017.
     """
 
     def __init__(self, groups: Sequence[nn.Module], sizes: Sequence[int]):
