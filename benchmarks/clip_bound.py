@@ -40,8 +40,9 @@ def bound(probs: np.ndarray, labels: list[str], truth: list[str]) -> dict:
     dict
         ``accuracy``; ``n_commands`` (clips whose label the detector fires on);
         ``detection_rate_above_wrong[k]``, the share of those named rightly above the ``k + 1``-th
-        highest score of a wrong command answer (k = 0, 1, 2); ``wrong_command_scores``, the three
-        highest. Raises nothing; a run without wrong answers has every right answer counted.
+        highest score of a wrong command answer (k = 0, 1, 2); ``n_wrong_command_answers``;
+        ``wrong_command_scores``, the five highest. Raises nothing; a run without wrong answers
+        has every right answer counted.
     """
     from audiorec.streaming import IGNORED_LABELS as ignored
 
@@ -51,7 +52,8 @@ def bound(probs: np.ndarray, labels: list[str], truth: list[str]) -> dict:
     commands = [(a, s, t) for a, s, t in zip(answers, scores, truth) if t not in ignored]
     rates = [float(np.mean([a == t and s > (wrong[k] if k < len(wrong) else 0.0) for a, s, t in commands])) for k in range(3)]
     return {"accuracy": float(np.mean([a == t for a, t in zip(answers, truth)])), "n_commands": len(commands),
-            "detection_rate_above_wrong": rates, "wrong_command_scores": [round(s, 4) for s in wrong[:3]]}
+            "detection_rate_above_wrong": rates, "n_wrong_command_answers": len(wrong),
+            "wrong_command_scores": [round(s, 4) for s in wrong[:5]]}
 
 
 def main() -> None:
@@ -83,7 +85,7 @@ def main() -> None:
     lines = ["| model | accuracy | bound | letting 1 / 2 wrong answers through | highest wrong scores |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {r['accuracy']:.3f} | {100 * r['detection_rate_above_wrong'][0]:.1f}% | "
               f"{100 * r['detection_rate_above_wrong'][1]:.1f}% / {100 * r['detection_rate_above_wrong'][2]:.1f}% | "
-              f"{', '.join(f'{s:.2f}' for s in r['wrong_command_scores'])} |" for name, r in rows.items()]
+              f"{', '.join(f'{s:.2f}' for s in r['wrong_command_scores'][:3])} |" for name, r in rows.items()]
     command = " ".join([".venv/bin/python", "benchmarks/clip_bound.py", *sys.argv[1:]])
     save_results(args.results, {"command": command, "rows": rows}, "\n".join(lines) + f"\n\nCommand: `{command}`.\n")
 
