@@ -93,3 +93,32 @@ def test_other_config_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.extra_train=more\.jsonl: .* not task=asr"):
         load_config(None, ["task=asr", "data.extra_train=more.jsonl"])
     assert load_config(None, ["data.extra_train=more.jsonl"]).data.extra_train == "more.jsonl"
+
+
+def test_noisy_room_recipe_loads_and_mixes_its_noises(monkeypatch):
+    """configs/commands_noisy_room.yaml: its settings reach the augmenter, which finds the four
+    noise recordings from the project root and mixes them, never the streams' test noises."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from audiorec.augment import WaveformAugment
+    from conftest import shared_dataset
+
+    shared_dataset("noise")
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    config = load_config(root / "configs" / "commands_noisy_room.yaml")
+    noise = config.augment.background_noise
+    assert (config.augment.color_noise.p, config.augment.color_noise.min_f_decay) == (0.8, -6.0)
+    assert (noise.p, noise.min_snr_db, noise.max_snr_db) == (0.5, 0.0, 15.0)
+    assert not {"running_tap", "doing_the_dishes"} & {Path(p).stem for p in noise.paths}
+    config.augment.background_noise.p = 1.0  # every clip, to see the recordings mixed
+    augment = WaveformAugment(config.augment, 16_000, clip_samples=16_000)
+    tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(16_000) / 16_000)).astype(np.float32)
+    mixed = [augment(tone, seed=s) for s in range(8)]
+    assert all(len(y) == 16_000 for y, _ in mixed)
+    drawn = [e for _, applied in mixed for e in applied if e["effect"] == "background_noise"]
+    assert len(drawn) == 8 and {e["noise"] for e in drawn} <= {"dude_miaowing", "exercise_bike", "pink_noise", "white_noise"}
+    assert all(0.0 <= e["snr_db"] <= 15.0 for e in drawn)
+    assert not np.allclose(mixed[0][0], tone)
