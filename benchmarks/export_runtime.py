@@ -96,7 +96,33 @@ def stream_bound(model: Path, stream: Path, offsets_s: tuple[float, ...] = STREA
     Each placed word (``_unknown_`` ones included) is classified once, in the clip-long window of
     the stream centred on its speech, shifted by each of ``offsets_s`` seconds; so the noise, its
     level and the word's trimming are the stream's, and the detector's smoothing and threshold
-    play no part. Returns ``{offset: bound}`` with keys like ``"+0.00"`` (:func:`clip_bound.bound`).
+    play no part. A window that would start before the stream or end after it is moved inside.
+
+    Parameters
+    ----------
+    model : Path
+        An exported ``.onnx`` command model (:class:`audiorec.runtime.Recognizer`).
+    stream : Path
+        A folder written by ``audiorec data stream``: ``stream.wav`` and ``timeline.csv``.
+    offsets_s : tuple of float
+        Seconds added to each word's centre (negative: the word later in the window).
+
+    Returns
+    -------
+    dict
+        ``{offset: bound}``, keys like ``"+0.00"``, each value :func:`clip_bound.bound`'s dict.
+
+    Raises
+    ------
+    ModelError
+        The model file cannot be loaded.
+    ValueError
+        The stream's sample rate is not the model's, or its timeline is malformed.
+
+    References
+    ----------
+    The isolated-clip bound of point 4 (this project's measure), on the evaluation streams of
+    ``audiorec data stream`` (after Warden 2018's streaming accuracy test for Speech Commands).
     """
     import soundfile as sf
 
