@@ -55,20 +55,23 @@ def main() -> None:
     models = dict(m.split("=", 1) for m in args.model)
     posteriors, audio, labels, recognizer = {}, {}, None, None
     for stream in streams:
-        wave, rate = sf.read(stream / "stream.wav", dtype="float32")
-        audio[stream] = (read_timeline(stream / "timeline.csv"), len(wave) / rate)
-        cache = Path(args.cache) / relative(stream).strip("/").replace("/", "_")
-        cache.mkdir(parents=True, exist_ok=True)
-        for name, path in models.items():
-            recognizer = Recognizer.load(path, threads=args.threads)
-            if labels is not None and recognizer.labels != labels:
-                raise SystemExit(f"{path}: labels {recognizer.labels} differ from the first model's {labels}")
-            labels = recognizer.labels
-            saved = cache / f"{name}.npz"
+        info = sf.info(str(stream / "stream.wav"))
+        audio[stream] = (read_timeline(stream / "timeline.csv"), info.frames / info.samplerate)
+    waves = {}  # read only for the streams some model has no cached posteriors of
+    for name, path in models.items():  # each model loaded once, whatever the number of streams
+        recognizer = Recognizer.load(path, threads=args.threads)
+        if labels is not None and recognizer.labels != labels:
+            raise SystemExit(f"{path}: labels {recognizer.labels} differ from the first model's {labels}")
+        labels = recognizer.labels
+        for stream in streams:
+            saved = Path(args.cache) / relative(stream).strip("/").replace("/", "_") / f"{name}.npz"
             if saved.is_file():
                 posteriors[stream, name] = np.load(saved)["probs"]
             else:
-                times, posteriors[stream, name] = StreamingDetector(recognizer).posteriors(wave, rate)
+                if stream not in waves:
+                    waves[stream] = sf.read(stream / "stream.wav", dtype="float32")
+                times, posteriors[stream, name] = StreamingDetector(recognizer).posteriors(*waves[stream])
+                saved.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(saved, times=times, probs=posteriors[stream, name])
             print(f"{relative(stream)} {name}: posteriors of {len(posteriors[stream, name])} windows", flush=True)
 
