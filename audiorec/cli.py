@@ -38,7 +38,7 @@ CORPUS_LAYOUTS = ("auto", "fsdd", "folders", "speaker_folders", "an4", "librispe
 
 def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="import, validate, report on and synthesise corpora")
-    data_sub = data.add_subparsers(dest="subcommand", required=True, metavar="{import,report,synth,stream}")
+    data_sub = data.add_subparsers(dest="subcommand", required=True, metavar="{import,report,synth,stream,commands}")
     imp = data_sub.add_parser(
         "import",
         help="turn a corpus folder into a JSON Lines manifest, excluding bad files",
@@ -86,6 +86,23 @@ def _add_data_commands(sub) -> None:
     synth.add_argument("--takes", type=int, default=2, help="recordings per voice and word")
     synth.add_argument("--seed", type=int, default=0)
     _add_data_stream_command(data_sub)
+    cm = data_sub.add_parser(
+        "commands",
+        help="label a transcribed corpus for command recognition: other speech as _unknown_, one-word commands",
+        description="Import a transcribed corpus (or read its manifest) and write a command manifest: an "
+        "utterance whose whole transcript is one of --labels takes that label, one with none of them is "
+        "_unknown_ (other speakers' other words: the negatives a command recognizer learns to reject), one "
+        "with a command among other words is left out. Give the result to training as extra clips: "
+        "audiorec train --data DATA data.extra_train=OUT.jsonl. The audio files are only read.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cm.add_argument("source", help="transcribed corpus folder, .csv/.tsv transcript table, or .jsonl manifest with text")
+    cm.add_argument("--labels", required=True,
+                    help="the commands, comma-separated (e.g. yes,no,up,down,left,right,on,off,stop,go)")
+    cm.add_argument("--out", required=True, help="manifest to write (.jsonl)")
+    cm.add_argument("--subset", help="keep only this subset of the corpus (e.g. train: AN4's test speakers stay unheard)")
+    cm.add_argument("--layout", default="auto", choices=CORPUS_LAYOUTS, help="corpus layout of a folder (see 'data import')")
+    _add_validation_options(cm)
 
 
 def _add_data_stream_command(data_sub) -> None:
@@ -834,6 +851,39 @@ next steps, on real recordings:
     return 0
 
 
+def _cmd_data_commands(args) -> int:
+    from collections import Counter
+
+    from audiorec.data.corpora import import_corpus
+    from audiorec.data.manifest import read_manifest, write_manifest
+    from audiorec.data.transcribed import TABLE_SUFFIXES, command_clips
+
+    source = Path(args.source)
+    if source.is_file() and source.suffix.lower() not in TABLE_SUFFIXES:
+        utterances = read_manifest(source)
+    else:
+        result = import_corpus(source, args.layout, _validation_config(args))
+        utterances = result.utterances
+        for path, reason in result.rejected:
+            print(f"  excluded {path}: {reason}")
+    if args.subset is not None:
+        subsets = sorted({u.subset for u in utterances if u.subset is not None})
+        utterances = [u for u in utterances if u.subset == args.subset]
+        if not utterances:
+            raise ValueError(f"{source}: no utterances in subset {args.subset!r} (its subsets: {', '.join(subsets) or 'none'})")
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    clips = command_clips(utterances, labels)
+    if not clips:
+        raise ValueError(f"{source}: none of its {len(utterances)} utterances is one command or free of all of {', '.join(labels)}")
+    write_manifest(args.out, clips)
+    counts = Counter(c.label for c in clips)
+    print(f"{len(clips)} of {len(utterances)} utterances kept ({len(utterances) - len(clips)} hold a command among "
+          f"other words): {', '.join(f'{k} ({v})' for k, v in sorted(counts.items()))}; "
+          f"{len({c.speaker for c in clips} - {None})} speakers")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _cmd_data_stream(args) -> int:
     from audiorec.data.stream import build_stream
 
@@ -989,6 +1039,7 @@ COMMANDS = {
     ("data", "synth"): _cmd_data_synth,
     ("data", "report"): _cmd_data_report,
     ("data", "stream"): _cmd_data_stream,
+    ("data", "commands"): _cmd_data_commands,
     ("listen", None): _cmd_listen,
     ("plot", None): _cmd_plot,
     ("train", None): _cmd_train,

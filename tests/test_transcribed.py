@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import soundfile
 
 from audiorec.data.corpora import detect_layout, import_corpus, scan_corpus
-from audiorec.data.transcribed import TEXT_NORMALISATION, normalize_text, scan_transcribed
+from audiorec.data.transcribed import TEXT_NORMALISATION, command_clips, normalize_text, scan_transcribed
 from conftest import hash_tree, shared_dataset, write_sine
 
 
@@ -360,3 +361,78 @@ def test_every_line_rejected_is_an_error_naming_one(tmp_path):
     table.write_text("path,text\nnowhere.wav,hi\n")
     with pytest.raises(ValueError, match=r"t\.csv:2: no audio file nowhere\.wav"):
         import_corpus(table, progress=False)
+
+
+# ---------------------------------------------------------------- command clips from transcripts
+
+
+def test_command_clips_label_one_word_commands_and_other_speech(tmp_path):
+    make_an4(tmp_path)
+    utterances = import_corpus(tmp_path, progress=False).utterances
+    clips = {Path(c.path).stem: c for c in command_clips(utterances, ["YES", "no", "stop"])}
+    assert {k: c.label for k, c in clips.items()} == {
+        "an251-fash-b": "yes",  # labels are normalised as the transcripts are
+        "an253-fash-b": "_unknown_",  # "go" is not among these commands
+        "an36-fjmd-b": "_unknown_",
+        "an416-fjlp-b": "no",
+        "an417-fjlp-b": "_unknown_",
+    }
+    assert all(c.text is None for c in clips.values())
+    original = by_name(import_corpus(tmp_path, progress=False))["an416-fjlp-b.sph"]
+    assert (clips["an416-fjlp-b"].speaker, clips["an416-fjlp-b"].subset) == (original.speaker, "test")
+
+
+def test_command_clips_leave_out_a_command_among_other_words(tmp_path):
+    make_an4(tmp_path)
+    utterances = import_corpus(tmp_path, progress=False).utterances
+    kept = {Path(c.path).stem for c in command_clips(utterances, ["nine", "yes"])}
+    assert "an36-fjmd-b" not in kept  # "enter nine one six nine" holds "nine" among other words
+    assert {"an251-fash-b", "an253-fash-b", "an416-fjlp-b", "an417-fjlp-b"} <= kept
+
+
+def test_command_clips_errors(tmp_path):
+    make_an4(tmp_path)
+    utterances = import_corpus(tmp_path, progress=False).utterances
+    with pytest.raises(ValueError, match="no command labels"):
+        command_clips(utterances, [" ", ""])
+    with pytest.raises(ValueError, match="_unknown_"):
+        command_clips(utterances, ["yes", "_unknown_"])
+    untranscribed = replace(utterances[0], text=None)
+    with pytest.raises(ValueError, match=untranscribed.path):
+        command_clips([untranscribed], ["yes"])
+
+
+def test_data_commands_cli_writes_a_manifest_training_reads(tmp_path, capsys):
+    from audiorec.cli import main
+    from audiorec.data.manifest import read_manifest
+
+    make_an4(tmp_path / "an4")
+    out = tmp_path / "an4_commands.jsonl"
+    assert main(["data", "commands", str(tmp_path / "an4"), "--labels", "yes,no,go", "--subset", "train", "--out", str(out)]) == 0
+    clips = read_manifest(out)
+    assert sorted((Path(c.path).stem, c.label) for c in clips) == [
+        ("an251-fash-b", "yes"), ("an253-fash-b", "go"), ("an36-fjmd-b", "_unknown_")]
+    assert "3 of 3 utterances kept" in capsys.readouterr().out
+    imported = tmp_path / "an4.jsonl"
+    assert main(["data", "import", str(tmp_path / "an4"), "--out", str(imported)]) == 0
+    again = tmp_path / "again.jsonl"
+    assert main(["data", "commands", str(imported), "--labels", "yes,no,go", "--subset", "train", "--out", str(again)]) == 0
+    assert read_manifest(again) == clips
+    capsys.readouterr()
+    # A manifest of labelled clips has no transcripts; a subset the corpus lacks is named with those it has.
+    assert main(["data", "commands", str(out), "--labels", "yes", "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert "an251-fash-b.sph: no transcript" in capsys.readouterr().err
+    assert main(["data", "commands", str(imported), "--labels", "yes", "--subset", "dev", "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert "no utterances in subset 'dev' (its subsets: test, train)" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_real_an4_command_clips():
+    from collections import Counter
+
+    root = shared_dataset("an4")
+    utterances = [u for u in import_corpus(root, progress=False).utterances if u.subset == "train"]
+    clips = command_clips(utterances, "yes no up down left right on off stop go".split())
+    # Every AN4 training utterance with one of the ten commands is that word alone.
+    assert len(clips) == len(utterances) == 948
+    assert Counter(c.label for c in clips) == {"_unknown_": 885, "yes": 21, "no": 16, "stop": 16, "go": 10}

@@ -32,8 +32,12 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from audiorec.data.manifest import Utterance
 
 TRANSCRIBED_LAYOUTS = ("an4", "librispeech", "yesno", "transcripts")
 TEXT_NORMALISATION = (
@@ -380,3 +384,59 @@ def _scan_table(table: Path) -> tuple[list[TranscribedEntry], list[tuple[str, st
         except (csv.Error, UnicodeDecodeError) as e:
             raise ValueError(f"{_where(table, reader.line_num)}: unreadable table: {e}") from e
     return entries, rejected
+
+
+def command_clips(utterances: list[Utterance], labels: Sequence[str], unknown_label: str = "_unknown_") -> list[Utterance]:
+    """Label the utterances of a transcribed corpus for command recognition.
+
+    An utterance whose whole transcript is one of ``labels`` becomes a clip of that command; one
+    whose transcript holds none of them becomes an ``unknown_label`` clip (other speech, the
+    negatives a command recognizer needs); one that holds a command among other words is left
+    out, since no label fits the whole clip. Speaker, subset and audio are kept, so the result
+    can be given to ``data.extra_train`` or trained on by itself.
+
+    Parameters
+    ----------
+    utterances : list of Utterance
+        With ``text`` (normalised by :func:`normalize_text`, as every transcribed import is).
+    labels : sequence of str
+        The commands, compared with the transcript's words after :func:`normalize_text`.
+    unknown_label : str
+        The label of other speech (``_unknown_`` in Speech Commands, Warden 2018,
+        arXiv:1804.03209).
+
+    Returns
+    -------
+    list of Utterance
+        In input order, with ``label`` set and ``text`` cleared.
+
+    Raises
+    ------
+    ValueError
+        ``labels`` is empty or holds ``unknown_label``, or an utterance has no transcript
+        (its path is named).
+
+    Notes
+    -----
+    Training a keyword spotter on a large pool of non-keyword speech as its negative class is
+    the standard recipe (Chen, Parada & Heigold 2014; Warden 2018); with ``data.extra_train``
+    it adds other speakers and other words to a small command corpus.
+    """
+    commands = {normalize_text(label) for label in labels} - {""}
+    if not commands:
+        raise ValueError("no command labels given")
+    if unknown_label in labels:
+        raise ValueError(f"{unknown_label!r} is the label of other speech; it cannot be a command")
+    clips = []
+    for utt in utterances:
+        if not utt.text:
+            raise ValueError(f"{utt.path}: no transcript; command clips are made from a transcribed corpus")
+        words = utt.text.split()
+        if len(words) == 1 and words[0] in commands:
+            label = words[0]
+        elif commands.isdisjoint(words):
+            label = unknown_label
+        else:
+            continue
+        clips.append(replace(utt, label=label, text=None))
+    return clips
