@@ -397,6 +397,8 @@ def test_command_clips_errors(tmp_path):
         command_clips(utterances, [" ", ""])
     with pytest.raises(ValueError, match="_unknown_"):
         command_clips(utterances, ["yes", "_unknown_"])
+    with pytest.raises(ValueError, match="'turn on'"):
+        command_clips(utterances, ["yes", "turn_on"])
     untranscribed = replace(utterances[0], text=None)
     with pytest.raises(ValueError, match=untranscribed.path):
         command_clips([untranscribed], ["yes"])

@@ -413,8 +413,8 @@ def command_clips(utterances: list[Utterance], labels: Sequence[str], unknown_la
     Raises
     ------
     ValueError
-        ``labels`` is empty or holds ``unknown_label``, or an utterance has no transcript
-        (its path is named).
+        ``labels`` is empty, holds ``unknown_label`` or a command of more than one word (after
+        normalisation), or an utterance has no transcript (its path is named).
 
     Notes
     -----
@@ -427,6 +427,10 @@ def command_clips(utterances: list[Utterance], labels: Sequence[str], unknown_la
         raise ValueError("no command labels given")
     if unknown_label in labels:
         raise ValueError(f"{unknown_label!r} is the label of other speech; it cannot be a command")
+    phrases = sorted(c for c in commands if " " in c)
+    if phrases:
+        raise ValueError(f"commands of more than one word ({', '.join(repr(p) for p in phrases)}) cannot be "
+                         "told from a transcript's words; give one-word commands")
     clips = []
     for utt in utterances:
         if not utt.text:
