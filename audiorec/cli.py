@@ -853,19 +853,17 @@ next steps, on real recordings:
 
 def _cmd_data_commands(args) -> int:
     from collections import Counter
+    from dataclasses import replace
 
-    from audiorec.data.corpora import import_corpus
-    from audiorec.data.manifest import read_manifest, write_manifest
-    from audiorec.data.transcribed import TABLE_SUFFIXES, command_clips
+    from audiorec.config import Config
+    from audiorec.data.manifest import write_manifest
+    from audiorec.data.transcribed import command_clips
+    from audiorec.train import prepare_data
 
     source = Path(args.source)
-    if source.is_file() and source.suffix.lower() not in TABLE_SUFFIXES:
-        utterances = read_manifest(source)
-    else:
-        result = import_corpus(source, args.layout, _validation_config(args))
-        utterances = result.utterances
-        for path, reason in result.rejected:
-            print(f"  excluded {path}: {reason}")
+    config = Config(task="asr")  # prepare_data then keeps the transcribed utterances
+    config = replace(config, data=replace(config.data, layout=args.layout, validation=_validation_config(args)))
+    utterances = prepare_data(source, config)
     if args.subset is not None:
         subsets = sorted({u.subset for u in utterances if u.subset is not None})
         utterances = [u for u in utterances if u.subset == args.subset]

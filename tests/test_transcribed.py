@@ -421,11 +421,14 @@ def test_data_commands_cli_writes_a_manifest_training_reads(tmp_path, capsys):
     assert main(["data", "commands", str(imported), "--labels", "yes,no,go", "--subset", "train", "--out", str(again)]) == 0
     assert read_manifest(again) == clips
     capsys.readouterr()
-    # A manifest of labelled clips has no transcripts; a subset the corpus lacks is named with those it has.
+    # A manifest of labelled clips has no transcripts; a subset the corpus lacks is named with those it has;
+    # a missing source is named.
     assert main(["data", "commands", str(out), "--labels", "yes", "--out", str(tmp_path / "x.jsonl")]) == 2
-    assert "an251-fash-b.sph: no transcript" in capsys.readouterr().err
+    assert f"{out}: no transcribed utterances" in capsys.readouterr().err
     assert main(["data", "commands", str(imported), "--labels", "yes", "--subset", "dev", "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "no utterances in subset 'dev' (its subsets: test, train)" in capsys.readouterr().err
+    assert main(["data", "commands", str(tmp_path / "nowhere"), "--labels", "yes", "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert "nowhere: no such manifest or corpus folder" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
 
 
