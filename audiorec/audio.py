@@ -235,7 +235,13 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, max_duration_s:
     return resample(to_mono(decoded.samples), decoded.sample_rate, sample_rate)
 
 
-def fit_to_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
+def _window_energy(waveform: np.ndarray, n_samples: int) -> np.ndarray:
+    """Energy of every window of ``n_samples`` of a clip longer than that, by start sample."""
+    energy = np.concatenate([[0.0], np.cumsum(waveform.astype(np.float64) ** 2)])
+    return energy[n_samples:] - energy[:-n_samples]
+
+
+def fit_to_length(waveform: np.ndarray, n_samples: int, start: int | None = None) -> np.ndarray:
     """Centre-pad a short clip with zeros, or cut a long one to its loudest window.
 
     Parameters
@@ -243,25 +249,80 @@ def fit_to_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
     waveform : np.ndarray [shape=(n,)]
     n_samples : int > 0
         The length every clip is given.
+    start : int, optional
+        Where to cut a long clip instead (e.g. :func:`random_window_start`); ignored for a clip
+        of ``n_samples`` or fewer.
 
     Returns
     -------
     np.ndarray [shape=(n_samples,), dtype=float32]
-        For a long clip, the window of ``n_samples`` with the most energy, so a word recorded
-        with long silences around it is kept whole.
+        For a long clip, the window of ``n_samples`` with the most energy (or the one at
+        ``start``), so a word recorded with long silences around it is kept whole.
+
+    Raises
+    ------
+    ValueError
+        ``start`` outside ``[0, n - n_samples]`` for a long clip.
     """
     n = len(waveform)
     if n == n_samples:
         return waveform.astype(np.float32, copy=False)
     if n < n_samples:
         out = np.zeros(n_samples, np.float32)
-        start = (n_samples - n) // 2
-        out[start : start + n] = waveform
+        begin = (n_samples - n) // 2
+        out[begin : begin + n] = waveform
         return out
-    energy = np.concatenate([[0.0], np.cumsum(waveform.astype(np.float64) ** 2)])
-    window_energy = energy[n_samples:] - energy[:-n_samples]
-    start = int(np.argmax(window_energy))
+    if start is None:
+        start = int(np.argmax(_window_energy(waveform, n_samples)))
+    elif not 0 <= start <= n - n_samples:
+        raise ValueError(f"start={start}: a window of {n_samples} samples must start in [0, {n - n_samples}]")
     return waveform[start : start + n_samples].astype(np.float32)
+
+
+def random_window_start(waveform: np.ndarray, n_samples: int, rng: np.random.Generator,
+                        energy_ratio: float = 0.5) -> int | None:
+    """Draw where to cut a long clip: a window of speech, another at each draw.
+
+    A clip of other speech (a ``_unknown_`` recording of a sentence) holds many one-clip
+    negatives; cutting it at its loudest window (:func:`fit_to_length`) trains on one of them.
+    This draws the start uniformly among the windows holding at least ``energy_ratio`` of the
+    loudest window's energy, so a window is never mostly the silence around the speech.
+
+    Parameters
+    ----------
+    waveform : np.ndarray [shape=(n,)]
+    n_samples : int > 0
+        Window length.
+    rng : np.random.Generator
+    energy_ratio : float in (0, 1]
+        Share of the loudest window's energy a window must hold (0.5: within 3 dB of it).
+
+    Returns
+    -------
+    int or None
+        The start sample, for ``fit_to_length(waveform, n_samples, start)``; None for a clip of
+        ``n_samples`` or fewer, or a silent one (nothing to choose).
+
+    Raises
+    ------
+    ValueError
+        ``energy_ratio`` outside (0, 1].
+
+    References
+    ----------
+    Warden 2018 (Speech Commands: the ``_silence_`` class is random one-second windows of long
+    background recordings); the same draw, kept to windows with speech in them.
+    """
+    if not 0 < energy_ratio <= 1:
+        raise ValueError(f"energy_ratio={energy_ratio!r}: must be in (0, 1]")
+    if len(waveform) <= n_samples:
+        return None
+    window_energy = _window_energy(waveform, n_samples)
+    loudest = window_energy.max()
+    if loudest <= 0:
+        return None
+    candidates = np.flatnonzero(window_energy >= energy_ratio * loudest)
+    return int(candidates[rng.integers(len(candidates))])
 
 
 def rms(samples: np.ndarray) -> float:

@@ -26,7 +26,7 @@ import torch
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 from torch import nn
 
-from audiorec.audio import AudioError, fit_to_length, load_audio, resample, rms
+from audiorec.audio import AudioError, fit_to_length, load_audio, random_window_start, resample, rms
 from audiorec.data.corpora import AUDIO_EXTENSIONS
 
 
@@ -68,6 +68,22 @@ class TrimEdgesConfig:
     p: float = 0.0
     max_ms: float = 40.0
     top_db: float = 30.0
+
+
+@dataclass
+class RandomWindowConfig:
+    """Where a training clip longer than the clip length is cut, for clips of ``labels``.
+
+    With probability ``p`` a clip of one of ``labels`` (``_unknown_`` by default) is cut at a
+    window of speech drawn anew each epoch (:func:`~audiorec.audio.random_window_start`: at
+    least ``energy_ratio`` of the loudest window's energy) instead of at its loudest window,
+    so a long recording of other speech gives a different negative every epoch. Clips of other
+    labels are cut at their loudest window, as validation and test clips are: a random window
+    of a command could miss the word. Labels the training data lacks are ignored."""
+
+    p: float = 1.0
+    labels: list[str] = field(default_factory=lambda: ["_unknown_"])
+    energy_ratio: float = 0.5
 
 
 @dataclass
@@ -233,6 +249,7 @@ class AugmentConfig:
     enabled: bool = True
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     trim_edges: TrimEdgesConfig = field(default_factory=TrimEdgesConfig)
+    random_window: RandomWindowConfig = field(default_factory=RandomWindowConfig)
     time_shift: TimeShiftConfig = field(default_factory=TimeShiftConfig)
     pitch_shift: PitchShiftConfig = field(default_factory=PitchShiftConfig)
     tempo: TempoConfig = field(default_factory=TempoConfig)
@@ -276,6 +293,8 @@ def check_augment_config(config: AugmentConfig) -> list[tuple[str, object]]:
         bad.append(("trim_edges.top_db", config.trim_edges.top_db))
     if config.time_shift.max_ms < 0:
         bad.append(("time_shift.max_ms", config.time_shift.max_ms))
+    if not 0 < config.random_window.energy_ratio <= 1:
+        bad.append(("random_window.energy_ratio", config.random_window.energy_ratio))
     if config.mixup.alpha <= 0:
         bad.append(("mixup.alpha", config.mixup.alpha))
     if config.babble.min_talkers < 1:
@@ -744,6 +763,9 @@ class BandPass(BaseWaveformTransform):
 # --- the chain ---------------------------------------------------------------------------------
 
 
+RANDOM_WINDOW_STREAM = 0x57494E  # appended to a clip's seed for its random window's own generator
+
+
 @contextlib.contextmanager
 def seeded(seed: int | Sequence[int]):
     """Seed Python's and NumPy's global generators (which audiomentations draws from) for a block.
@@ -764,7 +786,8 @@ def seeded(seed: int | Sequence[int]):
 class WaveformAugment:
     """The configured chain of waveform effects, applied to one clip at a time.
 
-    Order: speed -> trimmed word edges -> cut/pad to the clip length -> time shift -> pitch shift -> tempo -> band-pass
+    Order: speed -> trimmed word edges -> cut/pad to the clip length (a random window of speech
+    for a long clip of ``random_window.labels``) -> time shift -> pitch shift -> tempo -> band-pass
     -> equaliser -> high shelf -> echo -> reverb -> gain -> loudness -> recorded noise -> babble
     -> coloured noise. Channel and room effects come before the noise, as in a real recording;
     the noise is added last so the SNR is the one drawn.
@@ -830,7 +853,8 @@ class WaveformAugment:
         effects.append(("color_noise", am.AddColorNoise(c.color_noise.min_snr_db, c.color_noise.max_snr_db, c.color_noise.min_f_decay, c.color_noise.max_f_decay, p=c.color_noise.p)))
         self.effects = [(name, effect) for name, effect in effects if effect.p > 0]
 
-    def __call__(self, samples: np.ndarray, seed: int | Sequence[int]) -> tuple[np.ndarray, list[dict]]:
+    def __call__(self, samples: np.ndarray, seed: int | Sequence[int],
+                 random_window: bool = False) -> tuple[np.ndarray, list[dict]]:
         """Augment one clip.
 
         Parameters
@@ -839,6 +863,11 @@ class WaveformAugment:
             Mono float waveform at ``sample_rate``.
         seed : int or sequence of int
             Determines every draw; the same seed gives the same output.
+        random_window : bool
+            The clip is of one of ``random_window.labels``: when longer than ``clip_samples``
+            (before and after speed perturbation; a one-clip recording slowed down is not
+            cut at random), cut it at a window of speech drawn from the seed
+            (:class:`RandomWindowConfig`) rather than at its loudest window.
 
         Returns
         -------
@@ -855,11 +884,27 @@ class WaveformAugment:
             if self.trim_edges.p > 0 and np.any(clip):
                 clip = self._apply("trim_edges", self.trim_edges, clip, applied)
             if self.clip_samples is not None:
-                clip = fit_to_length(clip, self.clip_samples)
+                clip = fit_to_length(clip, self.clip_samples, self._window_start(clip, seed, random_window and len(samples) > self.clip_samples, applied))
             if np.any(clip):  # loudness, SNR and filters are undefined on digital silence
                 for name, effect in self.effects:
                     clip = self._apply(name, effect, clip, applied)
         return np.ascontiguousarray(clip, dtype=np.float32), applied
+
+    def _window_start(self, clip: np.ndarray, seed: int | Sequence[int], random_window: bool,
+                      applied: list[dict]) -> int | None:
+        """A random start for a long clip of a ``random_window`` label, or None for the loudest
+        window. Drawn from a generator of its own (seeded by ``seed``), so the other effects'
+        draws are those of the same clip without it."""
+        c = self.config.random_window
+        if not (random_window and len(clip) > self.clip_samples and c.p > 0):
+            return None
+        rng = np.random.default_rng([*np.ravel(seed).tolist(), RANDOM_WINDOW_STREAM])
+        if rng.random() >= c.p:
+            return None
+        start = random_window_start(clip, self.clip_samples, rng, c.energy_ratio)
+        if start is not None:
+            applied.append({"effect": "random_window", "start_s": start / self.sample_rate})
+        return start
 
     def _apply(self, name: str, effect: BaseWaveformTransform, clip: np.ndarray, applied: list[dict]) -> np.ndarray:
         out = effect(clip, self.sample_rate)

@@ -428,7 +428,9 @@ def train(data: str | Path, out: str | Path, config: Config, progress: bool = Tr
         talkers = [w for w, u in zip(waves["train"], split.train) if u.label != SILENCE_LABEL]
         augment = WaveformAugment(config.augment, sample_rate, clip_samples, babble=talkers) if config.augment.enabled else None
         speakers = speaker_indices(split.train) if config.train.speaker_adversarial_weight > 0 else None
-        train_set = ClipDataset(waves["train"], train_targets, clip_samples, augment, config.train.seed, speakers)
+        window_targets = [index[label] for label in config.augment.random_window.labels if label in index]
+        train_set = ClipDataset(waves["train"], train_targets, clip_samples, augment, config.train.seed, speakers,
+                                window_targets)
         val_set = ClipDataset([waves["val"][i] for i in val_keep], [index[split.val[i].label] for i in val_keep], clip_samples)
         teacher = load_teacher(config, split, labels) if config.train.teacher else None
         fit = _fit_network(model, train_set, val_set, run, config, resuming, progress, teacher)

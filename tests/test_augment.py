@@ -10,7 +10,7 @@ import pytest
 import soundfile
 import torch
 
-from audiorec.audio import fit_to_length
+from audiorec.audio import fit_to_length, random_window_start
 from audiorec.augment import (
     AugmentConfig,
     BackgroundNoise,
@@ -132,6 +132,95 @@ def test_fit_to_length_keeps_the_loudest_window():
     out = fit_to_length(x, 4_000)
     assert len(out) == 4_000 and out.sum() == 500
     assert fit_to_length(np.arange(5, dtype=np.float64), 5).dtype == np.float32
+
+
+def test_fit_to_length_cuts_at_a_given_start():
+    x = np.arange(10, dtype=np.float32)
+    np.testing.assert_array_equal(fit_to_length(x, 4, start=3), [3, 4, 5, 6])
+    np.testing.assert_array_equal(fit_to_length(x[:3], 4, start=99), [0, 1, 2, 0])  # short: padded, start ignored
+    with pytest.raises(ValueError, match="start=7"):
+        fit_to_length(x, 4, start=7)
+
+
+def sentence(words_at_s=(0.5, 1.5, 2.5, 3.5), duration_s: float = 4.5) -> np.ndarray:
+    """Silence with 0.3-s bursts of noise (words) at the given times: a long _unknown_ recording."""
+    x = np.zeros(round(SR * duration_s), np.float32)
+    rng = np.random.default_rng(0)
+    for t in words_at_s:
+        x[round(t * SR) : round((t + 0.3) * SR)] = 0.3 * rng.standard_normal(round(0.3 * SR))
+    return x
+
+
+def test_random_window_start_draws_windows_of_speech_all_over_the_clip():
+    x = sentence()
+    energy = np.array([np.sum(x[i : i + SR].astype(np.float64) ** 2) for i in range(0, len(x) - SR + 1, 100)])
+    rng = np.random.default_rng(1)
+    starts = [random_window_start(x, SR, rng, energy_ratio=0.5) for _ in range(300)]
+    windows = np.array([np.sum(x[s : s + SR].astype(np.float64) ** 2) for s in starts])
+    assert np.all(windows >= 0.5 * energy.max() * (1 - 1e-9))  # never mostly silence
+    assert max(starts) - min(starts) > 2 * SR  # not stuck at the loudest window: words 1 to 4 all drawn
+    first_word = sum(s <= 0.5 * SR for s in starts)
+    assert 0 < first_word < len(starts)
+    # a stricter ratio keeps fewer starts; a short or silent clip has none to choose
+    assert len(set(random_window_start(x, SR, rng, 1.0) for _ in range(50))) < len(set(starts))
+    assert random_window_start(x[:SR], SR, rng) is None
+    assert random_window_start(np.zeros(2 * SR, np.float32), SR, rng) is None
+    with pytest.raises(ValueError, match="energy_ratio=0"):
+        random_window_start(x, SR, rng, energy_ratio=0)
+
+
+def test_random_window_applies_only_to_the_clips_asked_and_follows_the_seed():
+    config = AugmentConfig()
+    for name in EFFECTS:
+        getattr(config, name).p = 0.0
+    augment = WaveformAugment(config, SR, clip_samples=SR)
+    x = sentence()
+    loudest = fit_to_length(x, SR)
+    kept, applied = augment(x, (0, 0, 3))
+    assert applied == [] and np.array_equal(kept, loudest)  # a command: always its loudest window
+    cuts = [augment(x, (0, epoch, 3), random_window=True) for epoch in range(8)]
+    starts = {rec[0]["start_s"] for _, rec in cuts}
+    assert len(starts) > 3 and all(rec[0]["effect"] == "random_window" for _, rec in cuts)
+    for clip, rec in cuts:  # the record says where the clip was cut
+        start = round(rec[0]["start_s"] * SR)
+        np.testing.assert_array_equal(clip, x[start : start + SR])
+    again, _ = augment(x, (0, 5, 3), random_window=True)
+    np.testing.assert_array_equal(again, cuts[5][0])
+    config.random_window.p = 0.0
+    off, applied = WaveformAugment(config, SR, clip_samples=SR)(x, (0, 1, 3), random_window=True)
+    assert applied == [] and np.array_equal(off, loudest)
+
+
+def test_random_window_leaves_the_other_effects_draws_alone():
+    augment = WaveformAugment(AugmentConfig(), SR, clip_samples=SR)
+    x = sentence()
+    for epoch in range(3):
+        _, plain = augment(x, (4, epoch, 0))
+        _, windowed = augment(x, (4, epoch, 0), random_window=True)
+        assert windowed[0]["effect"] == "speed" and windowed[1]["effect"] == "random_window"
+        def drawn(records):  # what was drawn, not levels measured on the (other) window
+            return [{k: v for k, v in r.items() if "rms" not in k} for r in records if r["effect"] != "random_window"]
+        assert drawn(windowed) == drawn(plain)
+
+
+def test_clip_dataset_cuts_long_negatives_anew_each_epoch():
+    config = AugmentConfig()
+    for name in EFFECTS:
+        getattr(config, name).p = 0.0
+    x = sentence()
+    ds = ClipDataset([x, x], [0, 1], SR, WaveformAugment(config, SR, clip_samples=SR), seed=2, random_window={1})
+    by_epoch = []
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        by_epoch.append((ds[0][0].numpy(), ds[1][0].numpy()))
+    assert all(np.array_equal(command, by_epoch[0][0]) for command, _ in by_epoch)  # target 0: the loudest window
+    assert len({negative.tobytes() for _, negative in by_epoch}) > 1  # target 1: another window each epoch
+
+
+def test_random_window_config_is_checked():
+    with pytest.raises(ConfigError, match="random_window.energy_ratio"):
+        load_config(None, ["augment.random_window.energy_ratio=1.5"])
+    assert load_config(None, []).augment.random_window.labels == ["_unknown_"]
 
 
 # --- each waveform effect alone --------------------------------------------------------------------

@@ -7,7 +7,7 @@ than decoding and resampling every epoch; the shared corpora take a few hundred 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
 import numpy as np
 import torch
@@ -82,6 +82,9 @@ class ClipDataset(_WaveformDataset):
     speakers : list of int, optional
         Speaker index of each clip (-1 for none), for speaker-adversarial training; items then
         carry it third.
+    random_window : collection of int, optional
+        Targets (class indices) whose long clips ``augment`` cuts at a random window of speech,
+        another each epoch (:class:`~audiorec.augment.RandomWindowConfig`), not at the loudest.
 
     Items
     -----
@@ -103,6 +106,7 @@ class ClipDataset(_WaveformDataset):
         augment: "WaveformAugment | None" = None,
         seed: int = 0,
         speakers: list[int] | None = None,
+        random_window: Collection[int] = (),
     ):
         if len(waveforms) != len(targets):
             raise ValueError(f"{len(waveforms)} waveforms but {len(targets)} targets")
@@ -118,12 +122,14 @@ class ClipDataset(_WaveformDataset):
         self.seed = seed
         self.epoch = 0
         self.speakers = None if speakers is None else list(speakers)
+        self.random_window = frozenset(random_window)
 
     def __getitem__(self, index: int):
         if self.augment is None:
             clip = self.waveforms[index]
         else:
-            clip, _ = self.augment(self.waveforms[index], (self.seed, self.epoch, index))
+            clip, _ = self.augment(self.waveforms[index], (self.seed, self.epoch, index),
+                                   self.targets[index] in self.random_window)
         if self.speakers is None:
             return torch.from_numpy(clip), self.targets[index]
         return torch.from_numpy(clip), self.targets[index], self.speakers[index]
