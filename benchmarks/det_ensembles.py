@@ -115,7 +115,8 @@ def main() -> None:
         + " | ".join(f"{cell(r[w], 'at_1_fa_per_hour')} | {cell(r[w], 'at_8_fa_per_hour')}" for w in windows) + " |"
         for r in rows])
     command = " ".join(["`.venv/bin/python benchmarks/det_ensembles.py", *[f"--stream {relative(s)}" for s in streams],
-                        *[f"--model {n}={relative(p)}" for n, p in models.items()], f"--name {args.name}`"])
+                        *[f"--model {n}={relative(p)}" for n, p in models.items()],
+                        f"--smooth-ms {args.smooth_ms}", f"--name {args.name}`"])
     measured = ("Detection rate (threshold) at the best threshold" if len(streams) == 1 else
                 "Detection rate on each stream, in the order given, and their mean, at each stream's best threshold")
     table += (f"\n\n{measured} with at most 1 and 8 false accepts per hour; pairs are the mean of the two models' "

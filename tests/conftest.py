@@ -38,6 +38,19 @@ SYNTH_SPEAKERS = 8
 SYNTH_TAKES = 2
 
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """Import ``benchmarks/NAME.py`` as a module (the folder is not a package; its scripts import
+    ``_common`` as a sibling, so the folder goes on ``sys.path`` for the import)."""
+    import importlib
+
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.append(str(BENCHMARKS))
+    return importlib.import_module(name)
+
+
 def shared_dataset(name: str) -> Path:
     """The folder ``../shared/data/<name>``, or skip the test when it is absent (CI has it; a bare checkout may not)."""
     path = SHARED_DATA / name

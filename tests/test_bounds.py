@@ -8,8 +8,6 @@ is the planted tones of tests/test_streaming.py and its tone classifier, so ever
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,16 +15,12 @@ import soundfile
 
 from audiorec.data.stream import write_timeline
 
+from conftest import load_benchmark
 from test_streaming import LABELS, SR, TIMELINE, plant, tone_onnx, WORDS
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def scripts():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCHMARKS))
-        yield importlib.import_module("clip_bound"), importlib.import_module("export_runtime")
+    return load_benchmark("clip_bound"), load_benchmark("export_runtime")
 
 
 def test_bound_counts_right_answers_above_each_wrong_command_score(scripts):

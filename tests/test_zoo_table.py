@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo_table.py"
-
+from conftest import load_benchmark
 
 @pytest.fixture(scope="module")
 def zoo_table():
-    spec = importlib.util.spec_from_file_location("zoo_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("zoo_table")
 
 
 def _row(model: str, n_parameters: int, latency_ms: float, **results) -> dict:
