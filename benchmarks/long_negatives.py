@@ -36,6 +36,10 @@ UNKNOWN = "_unknown_"
 def join_per_speaker(rows: list[Utterance], out_dir: Path) -> list[Utterance]:
     """Join each speaker's ``_unknown_`` utterances into one 16 kHz file under ``out_dir``.
 
+    Long background recordings as the negative class follow Speech Commands (Warden 2018, "Speech
+    Commands: A Dataset for Limited-Vocabulary Speech Recognition", section 4: its
+    ``_background_noise_`` files, from which training draws one-second windows).
+
     Parameters
     ----------
     rows : list of Utterance
@@ -46,7 +50,8 @@ def join_per_speaker(rows: list[Utterance], out_dir: Path) -> list[Utterance]:
     Returns
     -------
     list of Utterance
-        The non-``_unknown_`` rows, then one ``_unknown_`` row per speaker (sorted by speaker).
+        The non-``_unknown_`` rows, then one ``_unknown_`` row per speaker (sorted by speaker),
+        whose ``duration`` is the joined file's length in seconds and ``sample_rate`` 16000 Hz.
 
     Raises
     ------
