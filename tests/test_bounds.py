@@ -8,7 +8,6 @@ is the planted tones of tests/test_streaming.py and its tone classifier, so ever
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import soundfile
@@ -17,6 +16,7 @@ from audiorec.data.stream import write_timeline
 
 from conftest import load_benchmark
 from test_streaming import LABELS, SR, TIMELINE, plant, tone_onnx, WORDS
+
 
 @pytest.fixture(scope="module")
 def scripts():
