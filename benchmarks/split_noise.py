@@ -3,7 +3,7 @@
 A user who deploys a detector in one room can record a minute of that room's noise. Whether the
 detector gains from hearing it in training can only be measured honestly on the part of the
 recording that training never saw, the matched-condition protocol of noisy speech recognition
-(Aurora-2, Hirsch & Pearce 2000: test set A uses the training noises, other excerpts of them). This
+(Aurora-2, Hirsch & Pearce 2000: test set A adds the noise types of multi-condition training). This
 script cuts the recording at ``--split`` (a fraction of its length) into ``OUT_DIR/NAME_train.wav``
 (the start) and ``OUT_DIR/NAME_test.wav`` (the rest), both 16 kHz mono.
 
