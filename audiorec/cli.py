@@ -92,11 +92,13 @@ def _add_data_commands(sub) -> None:
         description="Import a transcribed corpus (or read its manifest) and write a command manifest: an "
         "utterance whose whole transcript is one of --labels takes that label, one with none of them is "
         "_unknown_ (other speakers' other words: the negatives a command recognizer learns to reject), one "
-        "with a command among other words is left out. Give the result to training as extra clips: "
+        "with a command among other words is left out. A labelled corpus (another command corpus, FSDD's "
+        "digits) works the same way, each clip's label taken as its one-word transcript; _silence_ and the "
+        "like are left out. Give the result to training as extra clips: "
         "audiorec train --data DATA data.extra_train=OUT.jsonl. The audio files are only read.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    cm.add_argument("source", help="transcribed corpus folder, .csv/.tsv transcript table, or .jsonl manifest with text")
+    cm.add_argument("source", help="transcribed or labelled corpus folder, .csv/.tsv transcript table, or .jsonl manifest")
     cm.add_argument("--labels", required=True,
                     help="the commands, comma-separated (e.g. yes,no,up,down,left,right,on,off,stop,go)")
     cm.add_argument("--out", required=True, help="manifest to write (.jsonl)")
@@ -861,9 +863,9 @@ def _cmd_data_commands(args) -> int:
     from audiorec.train import prepare_data
 
     source = Path(args.source)
-    config = Config(task="asr")  # prepare_data then keeps the transcribed utterances
+    config = Config()
     config = replace(config, data=replace(config.data, layout=args.layout, validation=_validation_config(args)))
-    utterances = prepare_data(source, config)
+    utterances = prepare_data(source, config, either=True)
     if args.subset is not None:
         subsets = sorted({u.subset for u in utterances if u.subset is not None})
         utterances = [u for u in utterances if u.subset == args.subset]
@@ -973,7 +975,8 @@ def _score_listen(args, detector, times_s, probs, detections, duration_s: float,
     for fa in metrics["false_accept_list"][:MAX_FALSE_ACCEPTS_SHOWN]:
         near = fa["nearest"]
         print(f"  false accept {fa['time_s']:9.2f} s  {fa['label']:<10} {fa['score']:.3f}  {fa['cause']}"
-              + (f"; nearest word {near['label']} {near['start_s']:.2f}-{near['end_s']:.2f} s" if near else ""))
+              + (f"; nearest word {near['label']} {near['start_s']:.2f}-{near['end_s']:.2f} s" if near else "")
+              + (f" ({Path(near['path']).name})" if near and near.get("path") else ""))
     if len(metrics["false_accept_list"]) > MAX_FALSE_ACCEPTS_SHOWN:
         print(f"  ... {len(metrics['false_accept_list']) - MAX_FALSE_ACCEPTS_SHOWN} more in metrics.json (false_accept_list)")
     if best:

@@ -126,7 +126,8 @@ def detection_metrics(detections: Sequence, timeline: Sequence, duration_s: floa
         ``per_label`` (label -> ``n``, ``hits``, ``false_accepts``), ``false_accept_list``
         (each false accept in time order: ``time_s``, ``label``, ``score`` when the detection has
         one, ``cause``, and ``nearest``, the timeline word nearest to it: ``label``, ``start_s``,
-        ``end_s``, or None on an empty timeline), ``duration_s``, ``tolerance_s``.
+        ``end_s`` and, when the event has one, its source ``path``; or None on an empty
+        timeline), ``duration_s``, ``tolerance_s``.
 
     Raises
     ------
@@ -172,6 +173,8 @@ def detection_metrics(detections: Sequence, timeline: Sequence, duration_s: floa
         if everything:  # distance to each word's interval, 0 inside it
             e = everything[int(np.argmin(np.maximum(all_starts - d.time_s, 0) + np.maximum(d.time_s - all_ends, 0)))]
             nearest = {"label": e.label, "start_s": round(float(e.start_s), 3), "end_s": round(float(e.end_s), 3)}
+            if getattr(e, "path", ""):  # the recording the word came from: which speaker's word fooled the model
+                nearest["path"] = e.path
         score = getattr(d, "score", None)
         false_accept_list.append({"time_s": round(float(d.time_s), 3), "label": d.label,
                                   "score": None if score is None else round(float(score), 4),

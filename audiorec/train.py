@@ -43,7 +43,8 @@ from audiorec.tasks.ctc import CTCTask
 from audiorec.tokenizer import build_tokenizer, load_tokenizer
 
 
-def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, progress: bool = True) -> list[Utterance]:
+def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, progress: bool = True,
+                 either: bool = False) -> list[Utterance]:
     """Read a manifest, or import a corpus folder (writing its manifest and report into ``run``).
 
     Parameters
@@ -55,6 +56,9 @@ def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, pr
     run : RunDir, optional
         Where to write ``manifest.jsonl`` and ``import_report.json`` after an import.
     progress : bool
+    either : bool
+        Keep the utterances with a transcript or a label, whatever the task (``audiorec data
+        commands`` reads transcribed and labelled corpora alike).
 
     Returns
     -------
@@ -83,6 +87,11 @@ def prepare_data(data: str | Path, config: Config, run: RunDir | None = None, pr
             write_json(run.import_report, result.summary())
     else:
         raise ValueError(f"{data}: no such manifest or corpus folder")
+    if either:
+        kept = [u for u in utterances if u.text or u.label is not None]
+        if not kept:
+            raise ValueError(f"{data}: no transcribed or labelled utterances")
+        return kept
     if config.task == "asr":
         transcribed = [u for u in utterances if u.text]
         if not transcribed:

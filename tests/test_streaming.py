@@ -192,8 +192,8 @@ def test_bad_input_is_refused_with_a_reason(stream):
 
 
 def test_detection_metrics_on_a_hand_made_case():
-    timeline = [TimelineEvent(1.0, 1.5, "yes"), TimelineEvent(4.0, 4.5, "no"), TimelineEvent(7.0, 7.5, "_unknown_"),
-                TimelineEvent(10.0, 10.5, "yes")]
+    timeline = [TimelineEvent(1.0, 1.5, "yes"), TimelineEvent(4.0, 4.5, "no", "spk1/no_0.flac"),
+                TimelineEvent(7.0, 7.5, "_unknown_"), TimelineEvent(10.0, 10.5, "yes")]
     detections = [
         Detection(1.6, "yes", 0.9),   # hit: 0.1 s after the offset, inside the tolerance
         Detection(1.8, "yes", 0.9),   # a second detection of the same word: false accept
@@ -212,6 +212,8 @@ def test_detection_metrics_on_a_hand_made_case():
     assert listed == [(1.8, "yes", "keyword", "yes", 1.0), (4.2, "yes", "keyword", "no", 4.0),
                       (7.2, "no", "negative_word", "_unknown_", 7.0), (8.8, "yes", "background", "yes", 10.0)]
     assert all(f["score"] == 0.9 for f in m["false_accept_list"])
+    # the word's recording is named when the timeline has it (which speaker's "no" was heard as "yes")
+    assert [f["nearest"].get("path") for f in m["false_accept_list"]] == [None, "spk1/no_0.flac", None, None]
     tight = detection_metrics(detections, timeline, duration_s=7200.0, tolerance_s=0.0)
     assert (tight["hits"], tight["false_accepts"]) == (0, 6)
     assert detection_metrics([], [], 60.0)["detection_rate"] == 0.0

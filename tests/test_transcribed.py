@@ -399,9 +399,20 @@ def test_command_clips_errors(tmp_path):
         command_clips(utterances, ["yes", "_unknown_"])
     with pytest.raises(ValueError, match="'turn on'"):
         command_clips(utterances, ["yes", "turn_on"])
-    untranscribed = replace(utterances[0], text=None)
-    with pytest.raises(ValueError, match=untranscribed.path):
-        command_clips([untranscribed], ["yes"])
+    unlabelled = replace(utterances[0], text=None, label=None)
+    with pytest.raises(ValueError, match=unlabelled.path):
+        command_clips([unlabelled], ["yes"])
+
+
+def test_command_clips_from_a_labelled_corpus(tmp_path):
+    # Another command corpus's clips: its label is the one-word transcript; its commands keep
+    # their label, its other words and _unknown_ become _unknown_, _silence_ is left out.
+    make_an4(tmp_path)
+    base = import_corpus(tmp_path, progress=False).utterances[0]
+    clips = [replace(base, path=f"{label}.wav", text=None, label=label)
+             for label in ["Yes", "7", "dog", "_unknown_", "_silence_"]]
+    assert [(c.path, c.label) for c in command_clips(clips, ["yes", "no"])] == [
+        ("Yes.wav", "yes"), ("7.wav", "_unknown_"), ("dog.wav", "_unknown_"), ("_unknown_.wav", "_unknown_")]
 
 
 def test_data_commands_cli_writes_a_manifest_training_reads(tmp_path, capsys):
@@ -421,10 +432,12 @@ def test_data_commands_cli_writes_a_manifest_training_reads(tmp_path, capsys):
     assert main(["data", "commands", str(imported), "--labels", "yes,no,go", "--subset", "train", "--out", str(again)]) == 0
     assert read_manifest(again) == clips
     capsys.readouterr()
-    # A manifest of labelled clips has no transcripts; a subset the corpus lacks is named with those it has;
-    # a missing source is named.
-    assert main(["data", "commands", str(out), "--labels", "yes", "--out", str(tmp_path / "x.jsonl")]) == 2
-    assert f"{out}: no transcribed utterances" in capsys.readouterr().err
+    # A manifest of labelled clips is read by its labels (here the commands just written, "go" now
+    # among the other words); a subset the corpus lacks is named with those it has; a missing source is named.
+    relabelled = tmp_path / "relabelled.jsonl"
+    assert main(["data", "commands", str(out), "--labels", "yes", "--out", str(relabelled)]) == 0
+    assert [c.label for c in read_manifest(relabelled)] == ["yes", "_unknown_", "_unknown_"]
+    capsys.readouterr()
     assert main(["data", "commands", str(imported), "--labels", "yes", "--subset", "dev", "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "no utterances in subset 'dev' (its subsets: test, train)" in capsys.readouterr().err
     assert main(["data", "commands", str(tmp_path / "nowhere"), "--labels", "yes", "--out", str(tmp_path / "x.jsonl")]) == 2

@@ -387,18 +387,22 @@ def _scan_table(table: Path) -> tuple[list[TranscribedEntry], list[tuple[str, st
 
 
 def command_clips(utterances: list[Utterance], labels: Sequence[str], unknown_label: str = "_unknown_") -> list[Utterance]:
-    """Label the utterances of a transcribed corpus for command recognition.
+    """Label the utterances of a transcribed (or labelled) corpus for command recognition.
 
     An utterance whose whole transcript is one of ``labels`` becomes a clip of that command; one
     whose transcript holds none of them becomes an ``unknown_label`` clip (other speech, the
     negatives a command recognizer needs); one that holds a command among other words is left
-    out, since no label fits the whole clip. Speaker, subset and audio are kept, so the result
-    can be given to ``data.extra_train`` or trained on by itself.
+    out, since no label fits the whole clip. An utterance without a transcript but with a label
+    (another command corpus, FSDD's digits) takes its label as its one-word transcript; labels
+    such as ``_silence_`` (underscored, other than ``unknown_label``) are not speech and are left
+    out. Speaker, subset and audio are kept, so the result can be given to ``data.extra_train``
+    or trained on by itself.
 
     Parameters
     ----------
     utterances : list of Utterance
-        With ``text`` (normalised by :func:`normalize_text`, as every transcribed import is).
+        With ``text`` (normalised by :func:`normalize_text`, as every transcribed import is) or
+        a ``label``.
     labels : sequence of str
         The commands, compared with the transcript's words after :func:`normalize_text`.
     unknown_label : str
@@ -414,7 +418,7 @@ def command_clips(utterances: list[Utterance], labels: Sequence[str], unknown_la
     ------
     ValueError
         ``labels`` is empty, holds ``unknown_label`` or a command of more than one word (after
-        normalisation), or an utterance has no transcript (its path is named).
+        normalisation), or an utterance has neither a transcript nor a label (its path is named).
 
     Notes
     -----
@@ -433,9 +437,15 @@ def command_clips(utterances: list[Utterance], labels: Sequence[str], unknown_la
                          "told from a transcript's words; give one-word commands")
     clips = []
     for utt in utterances:
-        if not utt.text:
-            raise ValueError(f"{utt.path}: no transcript; command clips are made from a transcribed corpus")
-        words = utt.text.split()
+        if utt.text:
+            words = utt.text.split()
+        elif utt.label is not None:  # a labelled clip: its label is its one-word transcript
+            if utt.label.startswith("_") and utt.label != unknown_label:
+                continue  # _silence_, _background_noise_: not speech
+            words = [unknown_label] if utt.label == unknown_label else normalize_text(utt.label).split()
+        else:
+            raise ValueError(f"{utt.path}: neither a transcript nor a label; command clips are made from a "
+                             "transcribed or labelled corpus")
         if len(words) == 1 and words[0] in commands:
             label = words[0]
         elif commands.isdisjoint(words):
