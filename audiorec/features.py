@@ -5,14 +5,15 @@ in recognition and in export to ONNX. The filter bank follows librosa's mel scal
 normalisation (as librosa and Whisper do), and the output equals ``torch.stft`` followed by
 ``librosa.filters.mel`` to within 2e-6 (tests/test_features.py).
 
-Why the STFT is a strided convolution rather than ``torch.stft``: ONNX Runtime's ``STFT`` and
-``DFT`` operators are naive and took 0.8-0.9 ms per second of audio on one core, more than the
-whole CNN behind them, while a windowed-DFT convolution runs at the speed of the matrix multiply
-(0.35 ms). The DFT kernel and the mel filters are computed inside the graph from index ranges and
-the band edges, so the exported file holds about 2 KB of front-end constants instead of 0.9 MB,
-and ONNX Runtime folds them back to tensors once when it loads the model (a DFT kernel made
-trainable by ``learnable_dft`` is a weight, and is stored). In PyTorch the
-convolution costs about 5 ms more per batch of 64 one-second clips than ``torch.stft``.
+Why the STFT is not ``torch.stft``: ONNX Runtime's ``STFT`` and ``DFT`` operators are naive
+and took 0.8-0.9 ms per second of audio on one core, more than the whole CNN behind them. The
+front end computes the windowed DFT with matrix multiplies instead, folded twice so that it does a
+quarter of a plain DFT's multiply-adds (:meth:`LogMel.mel_power`): 0.28 ms per second of audio in
+ONNX Runtime, against 0.50 ms for the windowed-DFT convolution it replaced (both one core,
+``benchmarks/front_end_latency.py``). The DFT matrices and the mel filters are computed inside
+the graph from index ranges and the band edges, so the exported file holds a few KB of
+front-end constants instead of 0.9 MB, and ONNX Runtime folds them back to tensors once when it
+loads the model (a DFT kernel made trainable by ``learnable_dft`` is a weight, and is stored).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from audiorec.audio import SAMPLE_RATE
+
+MAX_FRAMING_SLICES = 32
+"""Most strided slices :meth:`LogMel.frames` may take to cut frames (``win_length /
+gcd(win_length, hop_length)``); beyond it the front end uses the DFT convolution, which needs none."""
 
 
 @dataclass
@@ -167,8 +172,14 @@ class LogMel(nn.Module):
         self.window_offset = (self.n_fft - self.win_length) // 2
         self.pad_left = self.n_fft // 2 - self.window_offset
         self.pad_right = self.win_length - self.pad_left  # so that n_frames = 1 + n_samples // hop_length
-        self._dft_kernels: dict = {}  # (device, dtype) -> kernel, see dft_kernel
+        self._constants: dict = {}  # (name, device, dtype) -> tensor, see _constant
         self.learned_dft = nn.Parameter(self._compute_dft_kernel()) if learnable_dft else None
+        # The folded DFT needs a window symmetric about a whole sample (even length) and frames
+        # cut by a few strided slices (see frames); otherwise, or with a learned kernel, the
+        # windowed-DFT convolution computes the same spectrum.
+        self.framing_chunk = math.gcd(self.win_length, self.hop_length)
+        self.folded = (not learnable_dft and self.win_length % 2 == 0 and self.n_fft % 4 == 0
+                       and self.win_length // self.framing_chunk <= MAX_FRAMING_SLICES)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for ``n_samples`` input samples."""
@@ -190,13 +201,18 @@ class LogMel(nn.Module):
         """
         if self.learned_dft is not None:
             return self.learned_dft
-        if torch.compiler.is_exporting():  # record the computation, so the exported file stores no kernel
-            return self._compute_dft_kernel()
-        key = (self.window.device, self.window.dtype)
-        if key not in self._dft_kernels:  # eager mode computes it once per device
-            with torch.inference_mode(False), torch.no_grad():  # a plain tensor, usable in training too
-                self._dft_kernels[key] = self._compute_dft_kernel()
-        return self._dft_kernels[key]
+        return self._constant("dft_kernel", self._compute_dft_kernel)
+
+    def _constant(self, name: str, compute):
+        """``compute()``, recorded as a computation inside ``torch.export`` (so the exported file
+        stores no table) and computed once per device and dtype in eager mode."""
+        if torch.compiler.is_exporting():
+            return compute()
+        key = (name, self.window.device, self.window.dtype)
+        if key not in self._constants:
+            with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in training too
+                self._constants[key] = compute()
+        return self._constants[key]
 
     def _compute_dft_kernel(self) -> torch.Tensor:
         device = self.window.device
@@ -205,6 +221,77 @@ class LogMel(nn.Module):
         # Integer phase modulo n_fft first, so float32 angles stay below 2 pi and exact.
         angle = torch.remainder(bins[:, None] * taps[None, :], self.n_fft).to(self.window.dtype) * (2 * math.pi / self.n_fft)
         return torch.cat([torch.cos(angle), -torch.sin(angle)], dim=0).mul(self.window).unsqueeze(1)
+
+    def folded_dft(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The windowed DFT's matrices, folded twice, for :meth:`mel_power` (even window lengths).
+
+        With ``c = win_length // 2``, ``K = n_fft // 4`` and the phase taken from the window's
+        centre (a shift of phase that leaves the power unchanged), the DFT of a frame ``x`` is
+        ``X[k] = sum_m w[c + m] (cos(2 pi k m / n_fft) s[m] - i sin(2 pi k m / n_fft) d[m])``
+        over ``m = 0 .. c - 1``, with ``s[m] = x[c + m] + x[c - m]`` and ``d[m] = x[c + m] -
+        x[c - m]``: the Hann window is symmetric about sample ``c`` (``w[c + m] = w[c - m]``,
+        ``w[0] = 0``). And since ``cos(2 pi (n_fft / 2 - k) m / n_fft) = (-1) ** m cos(2 pi k m /
+        n_fft)`` (the sine likewise up to sign), bins ``k`` and ``n_fft / 2 - k`` share the sums
+        over even and over odd ``m``: their sum gives one bin, their difference the other.
+
+        Returns
+        -------
+        cos_even, cos_odd, sin_even, sin_odd : torch.Tensor
+            Shapes ``(len(range(0, c, 2)), K + 1)`` for the even ``m`` and ``(len(range(1, c,
+            2)), K + 1)`` for the odd: ``w[c + m] cos(2 pi k m / n_fft)`` (halved at ``m = 0``,
+            where ``s[0] = 2 x[c]``) and ``w[c + m] sin(2 pi k m / n_fft)`` for ``k = 0 .. K``.
+        """
+        return self._constant("folded_dft", self._compute_folded_dft)
+
+    def _compute_folded_dft(self) -> tuple[torch.Tensor, ...]:
+        device, centre = self.window.device, self.win_length // 2
+        taps = torch.arange(centre, device=device)
+        bins = torch.arange(self.n_fft // 4 + 1, device=device)
+        # Integer phase modulo n_fft first, so float32 angles stay below 2 pi and exact.
+        angle = torch.remainder(taps[:, None] * bins[None, :], self.n_fft).to(self.window.dtype) * (2 * math.pi / self.n_fft)
+        halve_first = ((taps > 0).to(self.window.dtype) + 1) / 2  # s[0] = 2 x[c]
+        weight = (self.window[centre:] * halve_first).unsqueeze(1)  # w[c + m]
+        cos, sin = torch.cos(angle) * weight, torch.sin(angle) * weight
+        return cos[0::2], cos[1::2], sin[0::2], sin[1::2]
+
+    def folded_mel_basis(self) -> torch.Tensor:
+        """The mel filters for the bins in the order :meth:`mel_power` computes them.
+
+        Returns
+        -------
+        torch.Tensor [shape=(2 * (n_fft // 4 + 1), n_mels)]
+            Rows ``0 .. K`` are :meth:`mel_basis`'s columns for bins ``0 .. K`` (``K = n_fft //
+            4``), rows ``K + 1 + k`` its columns for bins ``n_fft / 2 - k``, ``k = 0 .. K``, the
+            last (bin ``K`` again) zero.
+        """
+        quarter = self.n_fft // 4
+        mel = self.mel_basis()
+        upper = mel[:, self.n_fft // 2 - torch.arange(quarter, device=mel.device)]
+        return torch.cat([mel[:, : quarter + 1], upper, torch.zeros_like(mel[:, :1])], dim=1).T
+
+    def frames(self, padded: torch.Tensor) -> torch.Tensor:
+        """Cut a padded signal into overlapping frames with a few strided slices.
+
+        The signal is reshaped into chunks of ``framing_chunk = gcd(win_length, hop_length)``
+        samples; frame ``t`` is chunks ``t h .. t h + w - 1`` for ``h = hop_length /
+        framing_chunk`` and ``w = win_length / framing_chunk``, so ``w`` strided slices of the
+        chunks, concatenated, hold every frame. In ONNX Runtime this takes 0.03 ms for a second of
+        audio; ``Tensor.unfold`` exports to a gather that takes 0.3 ms.
+
+        Parameters
+        ----------
+        padded : torch.Tensor [shape=(batch, n_padded)]
+            At least ``win_length`` samples.
+
+        Returns
+        -------
+        torch.Tensor [shape=(batch, 1 + (n_padded - win_length) // hop_length, win_length)]
+        """
+        chunk, (batch, n_padded) = self.framing_chunk, padded.shape
+        n_frames = 1 + (n_padded - self.win_length) // self.hop_length
+        chunks = padded[:, : n_padded // chunk * chunk].reshape(batch, n_padded // chunk, chunk)
+        step = self.hop_length // chunk
+        return torch.cat([chunks[:, i: i + step * (n_frames - 1) + 1: step] for i in range(self.win_length // chunk)], dim=2)
 
     def mel_basis(self) -> torch.Tensor:
         """Triangular mel filters with Slaney area normalisation, as ``librosa.filters.mel``.
@@ -232,6 +319,16 @@ class LogMel(nn.Module):
     def mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
         """Mel filterbank energies before the log.
 
+        When :attr:`folded` (an even window length, no learned kernel), the frames go through
+        :meth:`folded_dft`'s four matrices: ``win_length * (n_fft // 4 + 1)`` multiply-adds a
+        frame, a quarter of the windowed-DFT convolution's ``2 * win_length * (n_fft // 2 +
+        1)``, which computes it otherwise. The two agree to float32 rounding (tests).
+
+        Parameters
+        ----------
+        waveform : torch.Tensor [shape=(batch, n_samples)]
+            More than ``n_fft // 2`` samples (the reflect padding needs them).
+
         Returns
         -------
         torch.Tensor [shape=(batch, n_mels, n_frames)]
@@ -239,10 +336,23 @@ class LogMel(nn.Module):
             units per band).
         """
         padded = F.pad(waveform.unsqueeze(1), (self.pad_left, self.pad_right), mode="reflect")
-        spec = F.conv1d(padded, self.dft_kernel(), stride=self.hop_length)  # (batch, 2 * n_bins, n_frames)
-        real, imag = spec.chunk(2, dim=1)
-        power = real * real + imag * imag  # (batch, n_fft // 2 + 1, n_frames)
-        return torch.matmul(self.mel_basis(), power)
+        if not self.folded:
+            spec = F.conv1d(padded, self.dft_kernel(), stride=self.hop_length)  # (batch, 2 * n_bins, n_frames)
+            real, imag = spec.chunk(2, dim=1)
+            power = real * real + imag * imag  # (batch, n_fft // 2 + 1, n_frames)
+            return torch.matmul(self.mel_basis(), power)
+        frames = self.frames(padded.squeeze(1))  # (batch, n_frames, win_length)
+        centre = self.win_length // 2
+        right, left = frames[..., centre:], frames[..., 1: centre + 1].flip(-1)  # x[c + m], x[c - m]
+        total, difference = right + left, right - left
+        cos_even, cos_odd, sin_even, sin_odd = self.folded_dft()
+        real_even, real_odd = total[..., 0::2] @ cos_even, total[..., 1::2] @ cos_odd
+        imag_even, imag_odd = difference[..., 0::2] @ sin_even, difference[..., 1::2] @ sin_odd
+        # bins 0 .. K from the sums, bins n_fft / 2 .. K from the differences
+        real = torch.cat([real_even + real_odd, real_even - real_odd], dim=-1)
+        imag = torch.cat([imag_even + imag_odd, imag_even - imag_odd], dim=-1)
+        power = real * real + imag * imag  # (batch, n_frames, 2 * (n_fft // 4 + 1))
+        return torch.matmul(power, self._constant("folded_mel_basis", self.folded_mel_basis)).transpose(1, 2)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         log_mel = torch.log(self.mel_power(waveform) + self.floor)

@@ -77,6 +77,38 @@ def test_convolution_stft_equals_torch_stft(sample_rate, win_ms, hop_ms, n_sampl
     torch.testing.assert_close(out, expected, rtol=0, atol=2e-5)
 
 
+@pytest.mark.parametrize("sample_rate, win_ms, hop_ms, folded", [
+    (16_000, 25.0, 10.0, True),        # the default: 400 / 160 samples, frames from 5 slices of 80
+    (8_000, 30.0, 10.0, True),         # 240 / 80: 3 slices
+    (16_000, 20.625, 10.3125, True),   # 330 / 165: an odd half window (165 taps each side)
+    (16_000, 32.0, 8.0, True),         # the window fills the FFT frame (512)
+    (16_000, 25.0, 7.0, True),         # 400 / 112: 25 slices of 16, within the limit of 32
+    (22_050, 20.0, 5.0, False),        # 441 samples: no whole centre sample, the convolution
+])
+def test_folded_dft_equals_the_convolution(sample_rate, win_ms, hop_ms, folded):
+    """The twice-folded DFT and the windowed-DFT convolution give the same mel power."""
+    f = LogMel(sample_rate=sample_rate, win_ms=win_ms, hop_ms=hop_ms)
+    assert f.folded == folded
+    x = torch.from_numpy(np.random.default_rng(2).normal(0, 0.1, (2, 12_345)).astype(np.float32))
+    fast = f.mel_power(x)
+    f.folded = False
+    slow = f.mel_power(x)
+    assert fast.shape == slow.shape == (2, f.n_mels, f.n_frames(12_345))
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-6 * float(slow.abs().max()))
+
+
+@pytest.mark.parametrize("win_length, hop_length", [(400, 160), (240, 80), (330, 165), (512, 128)])
+def test_frames_are_the_overlapping_windows(win_length, hop_length):
+    f = LogMel(win_ms=win_length / 16, hop_ms=hop_length / 16)
+    x = torch.arange(2 * 5_003, dtype=torch.float32).reshape(2, 5_003)
+    torch.testing.assert_close(f.frames(x), x.unfold(1, win_length, hop_length), rtol=0, atol=0)
+
+
+def test_a_learned_dft_or_many_framing_slices_use_the_convolution():
+    assert not LogMel(learnable_dft=True).folded
+    assert not LogMel(win_ms=25.0, hop_ms=161 / 16).folded  # gcd(400, 161) = 1: 400 slices
+
+
 @pytest.mark.parametrize("freq", [1000.0, 300.0, 3000.0])
 def test_tone_peaks_in_the_band_containing_it(freq):
     n_mels, f_min, f_max = 40, 20.0, 8000.0
