@@ -8,7 +8,7 @@ normalisation (as librosa and Whisper do), and the output equals ``torch.stft`` 
 Why the STFT is not ``torch.stft``: ONNX Runtime's ``STFT`` and ``DFT`` operators are naive
 and took 0.8-0.9 ms per second of audio on one core, more than the whole CNN behind them. The
 front end computes the windowed DFT with matrix multiplies instead, folded twice so that it does a
-quarter of a plain DFT's multiply-adds (:meth:`LogMel.mel_power`): 0.28 ms per second of audio in
+quarter of a plain DFT's multiply-adds (:func:`folded_power`): 0.27 ms per second of audio in
 ONNX Runtime, against 0.50 ms for the windowed-DFT convolution it replaced (both one core,
 ``benchmarks/front_end_latency.py``). The DFT matrices and the mel filters are computed inside
 the graph from index ranges and the band edges, so the exported file holds a few KB of
@@ -31,8 +31,140 @@ from torch.nn import functional as F
 from audiorec.audio import SAMPLE_RATE
 
 MAX_FRAMING_SLICES = 32
-"""Most strided slices :meth:`LogMel.frames` may take to cut frames (``win_length /
-gcd(win_length, hop_length)``); beyond it the front end uses the DFT convolution, which needs none."""
+"""Most strided slices :func:`frame_signal` may take to cut frames (``win_length /
+gcd(win_length, hop_length)``); beyond it the front ends use the DFT convolution, which needs none."""
+
+
+def graph_constant(cache: dict, name: str, compute, like: torch.Tensor):
+    """A table a front end computes from its settings (DFT matrices, filter banks).
+
+    Inside ``torch.export`` it is ``compute()``, recorded as a computation, so the exported file
+    stores no table (ONNX Runtime folds it back to a tensor when it loads the model); in eager
+    mode it is computed once per device and dtype of ``like`` and kept in ``cache``, as plain
+    tensors outside autograd.
+    """
+    if torch.compiler.is_exporting():
+        return compute()
+    key = (name, like.device, like.dtype)
+    if key not in cache:
+        with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in training too
+            cache[key] = compute()
+    return cache[key]
+
+
+def frame_signal(signal: torch.Tensor, win_length: int, hop_length: int) -> torch.Tensor:
+    """Cut a signal into overlapping frames with a few strided slices.
+
+    The signal is reshaped into chunks of ``g = gcd(win_length, hop_length)`` samples; frame
+    ``t`` is chunks ``t h .. t h + w - 1`` for ``h = hop_length / g`` and ``w = win_length / g``,
+    so ``w`` strided slices of the chunks, concatenated, hold every frame. In ONNX Runtime this
+    takes 0.03 ms for a second of audio; ``Tensor.unfold`` exports to a gather that takes 0.3 ms.
+
+    Parameters
+    ----------
+    signal : torch.Tensor [shape=(batch, n_samples)]
+        At least ``win_length`` samples.
+    win_length, hop_length : int > 0
+        Frame length and hop in samples.
+
+    Returns
+    -------
+    torch.Tensor [shape=(batch, 1 + (n_samples - win_length) // hop_length, win_length)]
+        ``signal.unfold(1, win_length, hop_length)``.
+    """
+    chunk, (batch, n_samples) = math.gcd(win_length, hop_length), signal.shape
+    n_frames = 1 + (n_samples - win_length) // hop_length
+    chunks = signal[:, : n_samples // chunk * chunk].reshape(batch, n_samples // chunk, chunk)
+    step = hop_length // chunk
+    return torch.cat([chunks[:, i: i + step * (n_frames - 1) + 1: step] for i in range(win_length // chunk)], dim=2)
+
+
+def folded_dft_matrices(half_window: torch.Tensor, n_fft: int) -> tuple[torch.Tensor, ...]:
+    """The matrices of :func:`folded_power`: a windowed DFT folded twice.
+
+    For a frame ``x`` of ``2 c`` samples under a window symmetric about sample ``c``
+    (``w[c + m] = w[c - m]`` and ``w[0] = 0``, as a periodic Hann window, or a shorter one
+    centred in the frame), with the phase taken from the centre (a shift of phase that leaves
+    the power unchanged), the DFT is ``X[k] = sum_m w[c + m] (cos(2 pi k m / n_fft) s[m] - i
+    sin(2 pi k m / n_fft) d[m])`` over ``m = 0 .. c - 1``, with ``s[m] = x[c + m] + x[c - m]``
+    and ``d[m] = x[c + m] - x[c - m]``. And since ``cos(2 pi (n_fft / 2 - k) m / n_fft) = (-1) **
+    m cos(2 pi k m / n_fft)`` (the sine likewise up to sign), bins ``k`` and ``n_fft / 2 - k``
+    share the sums over even and over odd ``m``: their sum gives one bin, their difference the
+    other. So a frame takes ``2 c (n_fft // 4 + 1)`` multiply-adds, a quarter of the plain
+    windowed DFT's ``2 * 2 c (n_fft // 2 + 1)``.
+
+    Parameters
+    ----------
+    half_window : torch.Tensor [shape=(c,)]
+        ``w[c + m]`` for ``m = 0 .. c - 1``.
+    n_fft : int
+        FFT size, a multiple of 4 and at least ``2 c``.
+
+    Returns
+    -------
+    cos_even, cos_odd, sin_even, sin_odd : torch.Tensor
+        ``w[c + m] cos(2 pi k m / n_fft)`` (halved at ``m = 0``, where ``s[0] = 2 x[c]``) and
+        ``w[c + m] sin(2 pi k m / n_fft)`` for ``k = 0 .. n_fft // 4``, the rows of the even
+        ``m`` and of the odd, shapes ``(len(range(0, c, 2)), n_fft // 4 + 1)`` and
+        ``(len(range(1, c, 2)), n_fft // 4 + 1)``.
+
+    References
+    ----------
+    Oppenheim & Schafer, "Discrete-Time Signal Processing" (3rd ed. 2010), chapter 8: the
+    symmetry properties of the DFT that both folds use.
+    """
+    taps = torch.arange(len(half_window), device=half_window.device)
+    bins = torch.arange(n_fft // 4 + 1, device=half_window.device)
+    # Integer phase modulo n_fft first, so float32 angles stay below 2 pi and exact.
+    angle = torch.remainder(taps[:, None] * bins[None, :], n_fft).to(half_window.dtype) * (2 * math.pi / n_fft)
+    halve_first = ((taps > 0).to(half_window.dtype) + 1) / 2  # s[0] = 2 x[c]
+    weight = (half_window * halve_first).unsqueeze(1)
+    cos, sin = torch.cos(angle) * weight, torch.sin(angle) * weight
+    return cos[0::2], cos[1::2], sin[0::2], sin[1::2]
+
+
+def folded_power(frames: torch.Tensor, matrices: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Power spectrum of frames by the folded DFT (:func:`folded_dft_matrices`).
+
+    Parameters
+    ----------
+    frames : torch.Tensor [shape=(batch, n_frames, 2 c)]
+    matrices : the four tensors of :func:`folded_dft_matrices` for this ``c``
+
+    Returns
+    -------
+    torch.Tensor [shape=(batch, n_frames, 2 * (n_fft // 4 + 1))]
+        ``|X[k]|^2`` for bins ``k = 0 .. K`` (``K = n_fft // 4``), then for bins ``n_fft / 2 - k``,
+        ``k = 0 .. K`` (bin ``K`` twice): the order :func:`fold_bins` puts a filter bank in.
+    """
+    centre = frames.shape[-1] // 2
+    right, left = frames[..., centre:], frames[..., 1: centre + 1].flip(-1)  # x[c + m], x[c - m]
+    total, difference = right + left, right - left
+    cos_even, cos_odd, sin_even, sin_odd = matrices
+    real_even, real_odd = total[..., 0::2] @ cos_even, total[..., 1::2] @ cos_odd
+    imag_even, imag_odd = difference[..., 0::2] @ sin_even, difference[..., 1::2] @ sin_odd
+    real = torch.cat([real_even + real_odd, real_even - real_odd], dim=-1)
+    imag = torch.cat([imag_even + imag_odd, imag_even - imag_odd], dim=-1)
+    return real * real + imag * imag
+
+
+def fold_bins(basis: torch.Tensor) -> torch.Tensor:
+    """A filter bank over the bins of a one-sided spectrum, in :func:`folded_power`'s order.
+
+    Parameters
+    ----------
+    basis : torch.Tensor [shape=(n_fft // 2 + 1, n_filters)]
+
+    Returns
+    -------
+    torch.Tensor [shape=(2 * (n_fft // 4 + 1), n_filters)]
+        Rows ``0 .. K`` of ``basis`` (``K = n_fft // 4``), then rows ``n_fft / 2 - k`` for ``k =
+        0 .. K - 1``, then a zero row (bin ``K``, already counted).
+    """
+    half = basis.shape[0] - 1  # n_fft / 2
+    quarter = half // 2
+    upper = basis[half - torch.arange(quarter, device=basis.device)]
+    return torch.cat([basis[: quarter + 1], upper, torch.zeros_like(basis[:1])], dim=0)
 
 
 @dataclass
@@ -175,11 +307,10 @@ class LogMel(nn.Module):
         self._constants: dict = {}  # (name, device, dtype) -> tensor, see _constant
         self.learned_dft = nn.Parameter(self._compute_dft_kernel()) if learnable_dft else None
         # The folded DFT needs a window symmetric about a whole sample (even length) and frames
-        # cut by a few strided slices (see frames); otherwise, or with a learned kernel, the
+        # cut by a few strided slices (see frame_signal); otherwise, or with a learned kernel, the
         # windowed-DFT convolution computes the same spectrum.
-        self.framing_chunk = math.gcd(self.win_length, self.hop_length)
         self.folded = (not learnable_dft and self.win_length % 2 == 0 and self.n_fft % 4 == 0
-                       and self.win_length // self.framing_chunk <= MAX_FRAMING_SLICES)
+                       and self.win_length // math.gcd(self.win_length, self.hop_length) <= MAX_FRAMING_SLICES)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for ``n_samples`` input samples."""
@@ -204,15 +335,7 @@ class LogMel(nn.Module):
         return self._constant("dft_kernel", self._compute_dft_kernel)
 
     def _constant(self, name: str, compute):
-        """``compute()``, recorded as a computation inside ``torch.export`` (so the exported file
-        stores no table) and computed once per device and dtype in eager mode."""
-        if torch.compiler.is_exporting():
-            return compute()
-        key = (name, self.window.device, self.window.dtype)
-        if key not in self._constants:
-            with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in training too
-                self._constants[key] = compute()
-        return self._constants[key]
+        return graph_constant(self._constants, name, compute, self.window)
 
     def _compute_dft_kernel(self) -> torch.Tensor:
         device = self.window.device
@@ -223,75 +346,10 @@ class LogMel(nn.Module):
         return torch.cat([torch.cos(angle), -torch.sin(angle)], dim=0).mul(self.window).unsqueeze(1)
 
     def folded_dft(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The windowed DFT's matrices, folded twice, for :meth:`mel_power` (even window lengths).
-
-        With ``c = win_length // 2``, ``K = n_fft // 4`` and the phase taken from the window's
-        centre (a shift of phase that leaves the power unchanged), the DFT of a frame ``x`` is
-        ``X[k] = sum_m w[c + m] (cos(2 pi k m / n_fft) s[m] - i sin(2 pi k m / n_fft) d[m])``
-        over ``m = 0 .. c - 1``, with ``s[m] = x[c + m] + x[c - m]`` and ``d[m] = x[c + m] -
-        x[c - m]``: the Hann window is symmetric about sample ``c`` (``w[c + m] = w[c - m]``,
-        ``w[0] = 0``). And since ``cos(2 pi (n_fft / 2 - k) m / n_fft) = (-1) ** m cos(2 pi k m /
-        n_fft)`` (the sine likewise up to sign), bins ``k`` and ``n_fft / 2 - k`` share the sums
-        over even and over odd ``m``: their sum gives one bin, their difference the other.
-
-        Returns
-        -------
-        cos_even, cos_odd, sin_even, sin_odd : torch.Tensor
-            Shapes ``(len(range(0, c, 2)), K + 1)`` for the even ``m`` and ``(len(range(1, c,
-            2)), K + 1)`` for the odd: ``w[c + m] cos(2 pi k m / n_fft)`` (halved at ``m = 0``,
-            where ``s[0] = 2 x[c]``) and ``w[c + m] sin(2 pi k m / n_fft)`` for ``k = 0 .. K``.
-        """
-        return self._constant("folded_dft", self._compute_folded_dft)
-
-    def _compute_folded_dft(self) -> tuple[torch.Tensor, ...]:
-        device, centre = self.window.device, self.win_length // 2
-        taps = torch.arange(centre, device=device)
-        bins = torch.arange(self.n_fft // 4 + 1, device=device)
-        # Integer phase modulo n_fft first, so float32 angles stay below 2 pi and exact.
-        angle = torch.remainder(taps[:, None] * bins[None, :], self.n_fft).to(self.window.dtype) * (2 * math.pi / self.n_fft)
-        halve_first = ((taps > 0).to(self.window.dtype) + 1) / 2  # s[0] = 2 x[c]
-        weight = (self.window[centre:] * halve_first).unsqueeze(1)  # w[c + m]
-        cos, sin = torch.cos(angle) * weight, torch.sin(angle) * weight
-        return cos[0::2], cos[1::2], sin[0::2], sin[1::2]
-
-    def folded_mel_basis(self) -> torch.Tensor:
-        """The mel filters for the bins in the order :meth:`mel_power` computes them.
-
-        Returns
-        -------
-        torch.Tensor [shape=(2 * (n_fft // 4 + 1), n_mels)]
-            Rows ``0 .. K`` are :meth:`mel_basis`'s columns for bins ``0 .. K`` (``K = n_fft //
-            4``), rows ``K + 1 + k`` its columns for bins ``n_fft / 2 - k``, ``k = 0 .. K``, the
-            last (bin ``K`` again) zero.
-        """
-        quarter = self.n_fft // 4
-        mel = self.mel_basis()
-        upper = mel[:, self.n_fft // 2 - torch.arange(quarter, device=mel.device)]
-        return torch.cat([mel[:, : quarter + 1], upper, torch.zeros_like(mel[:, :1])], dim=1).T
-
-    def frames(self, padded: torch.Tensor) -> torch.Tensor:
-        """Cut a padded signal into overlapping frames with a few strided slices.
-
-        The signal is reshaped into chunks of ``framing_chunk = gcd(win_length, hop_length)``
-        samples; frame ``t`` is chunks ``t h .. t h + w - 1`` for ``h = hop_length /
-        framing_chunk`` and ``w = win_length / framing_chunk``, so ``w`` strided slices of the
-        chunks, concatenated, hold every frame. In ONNX Runtime this takes 0.03 ms for a second of
-        audio; ``Tensor.unfold`` exports to a gather that takes 0.3 ms.
-
-        Parameters
-        ----------
-        padded : torch.Tensor [shape=(batch, n_padded)]
-            At least ``win_length`` samples.
-
-        Returns
-        -------
-        torch.Tensor [shape=(batch, 1 + (n_padded - win_length) // hop_length, win_length)]
-        """
-        chunk, (batch, n_padded) = self.framing_chunk, padded.shape
-        n_frames = 1 + (n_padded - self.win_length) // self.hop_length
-        chunks = padded[:, : n_padded // chunk * chunk].reshape(batch, n_padded // chunk, chunk)
-        step = self.hop_length // chunk
-        return torch.cat([chunks[:, i: i + step * (n_frames - 1) + 1: step] for i in range(self.win_length // chunk)], dim=2)
+        """:func:`folded_dft_matrices` of this front end's Hann window and FFT size (even window
+        lengths), computed once per device (in the graph when exporting)."""
+        centre = self.win_length // 2
+        return self._constant("folded_dft", lambda: folded_dft_matrices(self.window[centre:], self.n_fft))
 
     def mel_basis(self) -> torch.Tensor:
         """Triangular mel filters with Slaney area normalisation, as ``librosa.filters.mel``.
@@ -319,10 +377,11 @@ class LogMel(nn.Module):
     def mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
         """Mel filterbank energies before the log.
 
-        When :attr:`folded` (an even window length, no learned kernel), the frames go through
-        :meth:`folded_dft`'s four matrices: ``win_length * (n_fft // 4 + 1)`` multiply-adds a
-        frame, a quarter of the windowed-DFT convolution's ``2 * win_length * (n_fft // 2 +
-        1)``, which computes it otherwise. The two agree to float32 rounding (tests).
+        When :attr:`folded` (an even window length, a few framing slices, no learned kernel), the
+        frames (:func:`frame_signal`) go through the folded DFT (:func:`folded_power`):
+        ``win_length * (n_fft // 4 + 1)`` multiply-adds a frame, a quarter of the windowed-DFT
+        convolution's ``2 * win_length * (n_fft // 2 + 1)``, which computes it otherwise. The
+        two agree to float32 rounding (tests).
 
         Parameters
         ----------
@@ -341,18 +400,10 @@ class LogMel(nn.Module):
             real, imag = spec.chunk(2, dim=1)
             power = real * real + imag * imag  # (batch, n_fft // 2 + 1, n_frames)
             return torch.matmul(self.mel_basis(), power)
-        frames = self.frames(padded.squeeze(1))  # (batch, n_frames, win_length)
-        centre = self.win_length // 2
-        right, left = frames[..., centre:], frames[..., 1: centre + 1].flip(-1)  # x[c + m], x[c - m]
-        total, difference = right + left, right - left
-        cos_even, cos_odd, sin_even, sin_odd = self.folded_dft()
-        real_even, real_odd = total[..., 0::2] @ cos_even, total[..., 1::2] @ cos_odd
-        imag_even, imag_odd = difference[..., 0::2] @ sin_even, difference[..., 1::2] @ sin_odd
-        # bins 0 .. K from the sums, bins n_fft / 2 .. K from the differences
-        real = torch.cat([real_even + real_odd, real_even - real_odd], dim=-1)
-        imag = torch.cat([imag_even + imag_odd, imag_even - imag_odd], dim=-1)
-        power = real * real + imag * imag  # (batch, n_frames, 2 * (n_fft // 4 + 1))
-        return torch.matmul(power, self._constant("folded_mel_basis", self.folded_mel_basis)).transpose(1, 2)
+        frames = frame_signal(padded.squeeze(1), self.win_length, self.hop_length)  # (batch, n_frames, win_length)
+        power = folded_power(frames, self.folded_dft())  # (batch, n_frames, 2 * (n_fft // 4 + 1))
+        mel = self._constant("folded_mel_basis", lambda: fold_bins(self.mel_basis().T))
+        return torch.matmul(power, mel).transpose(1, 2)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         log_mel = torch.log(self.mel_power(waveform) + self.floor)

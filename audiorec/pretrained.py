@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from audiorec.features import MAX_FRAMING_SLICES, fold_bins, folded_dft_matrices, folded_power, frame_signal, graph_constant
+
 OPENWAKEWORD_VERSION = "0.5.1"
 INSTALL_HINT = f"python -m pip install --no-deps openwakeword=={OPENWAKEWORD_VERSION} (make install does it)"
 SAMPLE_RATE = 16000
@@ -127,6 +129,26 @@ def _embedding_layers(path: Path) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _folded_half_window(dft: torch.Tensor) -> torch.Tensor | None:
+    """The right half ``w[n / 2 + m]`` of the window in a stored STFT kernel, when the kernel is
+    that window times the plain DFT and the window is symmetric about tap ``n / 2`` with
+    ``w[0] = 0`` (what :func:`audiorec.features.folded_dft_matrices` needs); None otherwise.
+
+    ``dft`` is ``(2 * (n / 2 + 1), 1, n)``: the cosines of bins ``0 .. n / 2``, then the negated
+    sines, times the window (bin 0's cosine row is the window itself).
+    """
+    n = dft.shape[-1]
+    window = dft[0, 0].double()
+    if n % 4 or dft.shape[0] != 2 * (n // 2 + 1) or window[0] != 0 or not torch.equal(window[1:], window[1:].flip(0)):
+        return None
+    taps, bins = torch.arange(n), torch.arange(n // 2 + 1)
+    angle = torch.remainder(bins[:, None] * taps[None, :], n).double() * (2 * math.pi / n)
+    expected = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
+    if (dft[:, 0].double() - expected).abs().max() > 1e-5 * window.abs().max():
+        return None
+    return dft[0, 0, n // 2:].clone()
+
+
 class SpeechEmbedding(nn.Module):
     """Google's speech embedding (Lin et al. 2020) as a frozen front end: waveform to 96-d frames.
 
@@ -192,6 +214,13 @@ class SpeechEmbedding(nn.Module):
             raise ValueError(f"{mel_path}: no initializer {e}; expected openWakeWord {OPENWAKEWORD_VERSION}'s file") from None
         self.dft = nn.Parameter(dft, requires_grad=False)
         self.mel = nn.Parameter(mel, requires_grad=False)
+        # A window times the plain DFT, as openWakeWord's is: computed folded, a quarter of the
+        # convolution's multiply-adds (audiorec.features.folded_power); the kernel stays stored
+        # for checkpoints but drops out of exported graphs.
+        half_window = _folded_half_window(dft)
+        self.folded = half_window is not None and dft.shape[-1] // math.gcd(dft.shape[-1], HOP_SAMPLES) <= MAX_FRAMING_SLICES
+        self.register_buffer("half_window", half_window, persistent=False)
+        self._constants: dict = {}
         # Channels-last halves PyTorch's time for these small-channel convolutions on the CPU.
         self.embedding = _embedding_layers(embedding_path).to(memory_format=torch.channels_last)
         for p in self.embedding.parameters():
@@ -209,10 +238,16 @@ class SpeechEmbedding(nn.Module):
     def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
         """The published front end: (batch, n_samples) to (batch, n_frames, 32), 10-ms frames."""
         x = F.pad(waveform, (self.pad, self.pad)) * 32767.0
-        spec = F.conv1d(x.unsqueeze(1), self.dft, stride=HOP_SAMPLES)  # (batch, 514, n_frames)
-        n_bins = self.mel.shape[0]
-        power = spec[:, :n_bins] ** 2 + spec[:, n_bins:] ** 2
-        mel = torch.matmul(power.transpose(1, 2), self.mel)  # (batch, n_frames, 32)
+        if self.folded:
+            n_fft = self.dft.shape[-1]
+            matrices = graph_constant(self._constants, "folded_dft", lambda: folded_dft_matrices(self.half_window, n_fft), x)
+            power = folded_power(frame_signal(x, n_fft, HOP_SAMPLES), matrices)  # (batch, n_frames, 2 * (n_fft // 4 + 1))
+            mel = torch.matmul(power, graph_constant(self._constants, "folded_mel", lambda: fold_bins(self.mel), x))
+        else:
+            spec = F.conv1d(x.unsqueeze(1), self.dft, stride=HOP_SAMPLES)  # (batch, 514, n_frames)
+            n_bins = self.mel.shape[0]
+            power = spec[:, :n_bins] ** 2 + spec[:, n_bins:] ** 2
+            mel = torch.matmul(power.transpose(1, 2), self.mel)  # (batch, n_frames, 32)
         db = 10.0 * torch.log10(mel.clamp(min=1e-10))
         db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - 80.0)
         return db / 10.0 + 2.0

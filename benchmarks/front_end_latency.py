@@ -11,9 +11,11 @@ times one 1 s clip, batch 1, one thread (:func:`audiorec.bench.median_latency_ms
 calls after 50 warm-up calls), three rounds interleaved so both ways see the same machine load.
 
 Rows: the front end alone (its 40 x 101 output averaged over frames, so that it exports as a
-classifier of 40 "classes"), the default four-stage ``cnn`` (293k parameters) and the narrow
-one under 30k (``[8,16,24,32]``), fp32 and int8; and the front end in eager PyTorch on a training
-batch of 64 clips (one thread), the cost it adds to every training step.
+classifier of 40 "classes"), the default four-stage ``cnn`` (293k parameters), the narrow one
+under 30k (``[8,16,24,32]``) and ``speech_embedding`` (whose pretrained front end's 512-tap STFT
+kernel is a window times the DFT, so it folds the same way:
+:class:`audiorec.pretrained.SpeechEmbedding`), fp32 and int8; and the log-mel front end in eager
+PyTorch on a training batch of 64 clips (one thread), the cost it adds to every training step.
 
 Writes ``benchmarks/results/front_end_latency.{json,md}`` with the machine (CPU model, cores,
 PyTorch's vector instructions), since latencies differ between the hosts this machine runs on.
@@ -42,7 +44,9 @@ from audiorec.features import LogMel
 from audiorec.models import build_model
 from audiorec.runtime import OnnxModel
 
-NETWORKS = {"default cnn [16,32,64,128]": "[16,32,64,128]", "narrow cnn [8,16,24,32]": "[8,16,24,32]"}
+NETWORKS = {"default cnn [16,32,64,128]": ["model.channels=[16,32,64,128]"],
+            "narrow cnn [8,16,24,32]": ["model.channels=[8,16,24,32]"],
+            "speech_embedding (its own STFT, 512 taps)": ["model.name=speech_embedding"]}
 WAYS = {"folded DFT": True, "DFT convolution": False}
 
 
@@ -57,18 +61,21 @@ class FrontEnd(nn.Module):
         return self.features(waveform).mean(dim=2)
 
 
-def eager_batch_ms(folded: bool, batch: torch.Tensor, n: int = 20) -> float:
-    """Median milliseconds of the front end in eager PyTorch on ``batch`` (one thread)."""
+def eager_batch_ms(batch: torch.Tensor, rounds: int = 5, n: int = 10) -> dict[str, float]:
+    """Median milliseconds of the log-mel front end in eager PyTorch on ``batch`` (one thread),
+    each way, over ``rounds`` interleaved rounds of ``n`` calls after one warm-up call."""
     front_end = LogMel(top_db=40.0)
-    front_end.folded = folded
-    times = []
+    times: dict[str, list[float]] = {way: [] for way in WAYS}
     with torch.no_grad():
-        for i in range(n + 3):
-            start = time.perf_counter()
-            front_end(batch)
-            if i >= 3:
-                times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+        for _ in range(rounds):
+            for way, folded in WAYS.items():
+                front_end.folded = folded
+                front_end(batch)
+                for _ in range(n):
+                    start = time.perf_counter()
+                    front_end(batch)
+                    times[way].append(time.perf_counter() - start)
+    return {way: float(np.median(t) * 1000) for way, t in times.items()}
 
 
 def main() -> None:
@@ -81,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         models = {}
         networks = {"front end alone": FrontEnd()} | {
-            name: build_model(load_config(None, [f"model.channels={channels}"]), 12) for name, channels in NETWORKS.items()}
+            name: build_model(load_config(None, overrides), 12) for name, overrides in NETWORKS.items()}
         for i, (name, network) in enumerate(networks.items()):
             labels = [str(k) for k in range(40 if name == "front end alone" else 12)]
             for way, folded in WAYS.items():  # the same weights both ways
@@ -104,7 +111,7 @@ def main() -> None:
             print(f"round {round_ + 1}: " + ", ".join(f"{k} {ms:.3f} ms" for k, ms in rounds[-1].items()), flush=True)
     median = {k: float(np.median([r[k] for r in rounds])) for k in rounds[0]}
     batch = torch.from_numpy(np.random.default_rng(2).normal(0, 0.1, (64, 16_000)).astype(np.float32))
-    eager = {way: eager_batch_ms(folded, batch) for way, folded in WAYS.items()}
+    eager = eager_batch_ms(batch)
     results = {"command": " ".join([".venv/bin/python", "benchmarks/front_end_latency.py", *sys.argv[1:]]),
                "machine": machine(), "stft_macs_per_second": macs, "median_ms": median, "rounds_ms": rounds,
                "log_mel_max_abs_diff_between_ways": agree, "eager_batch64_ms": eager}

@@ -49,6 +49,26 @@ def test_matches_the_published_onnx_files(embedding):
         np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max())
 
 
+def test_the_folded_stft_equals_the_published_convolution(embedding):
+    """openWakeWord's STFT kernel is a symmetric window times the DFT, so it is computed folded."""
+    from audiorec.pretrained import _folded_half_window
+
+    assert embedding.folded and embedding.half_window.shape == (256,)
+    x = torch.from_numpy(np.stack([_speechlike(16_000, seed) for seed in range(2)]))
+    with torch.no_grad():
+        fast = embedding.log_mel(x)
+        embedding.folded = False
+        try:
+            slow = embedding.log_mel(x)
+        finally:
+            embedding.folded = True
+    assert fast.shape == slow.shape == (2, (16_000 + 2 * 8_000 - 512) // 160 + 1, 32)
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-4)
+    kernel = embedding.dft.detach().clone()
+    kernel[3, 0, 100] += 0.01  # no longer a window times the DFT: the convolution it is
+    assert _folded_half_window(kernel) is None and _folded_half_window(torch.randn(514, 1, 512)) is None
+
+
 @pytest.mark.parametrize("n_samples", [16_000, 12_000, 20_800, 4_800])
 def test_one_embedding_every_80_ms(embedding, n_samples):
     with torch.no_grad():
