@@ -42,6 +42,22 @@ def graph_constant(cache: dict, name: str, compute, like: torch.Tensor):
     stores no table (ONNX Runtime folds it back to a tensor when it loads the model); in eager
     mode it is computed once per device and dtype of ``like`` and kept in ``cache``, as plain
     tensors outside autograd.
+
+    Parameters
+    ----------
+    cache : dict
+        The module's own, keyed by ``(name, device, dtype)``; not part of its state dict.
+    name : str
+        Which table.
+    compute : callable
+        No arguments; returns a tensor or a tuple of tensors on ``like``'s device.
+    like : torch.Tensor
+        A tensor of the module (a buffer, or the input) giving the device and dtype.
+
+    Returns
+    -------
+    torch.Tensor or tuple of torch.Tensor
+        What ``compute()`` returns.
     """
     if torch.compiler.is_exporting():
         return compute()
@@ -246,6 +262,14 @@ class LogMel(nn.Module):
         Make the DFT kernel a parameter, ``learned_dft``, initialised at :meth:`dft_kernel`'s
         windowed DFT, so training can adapt the filters to the task; the mel filters, the power
         and the log stay fixed. Off, the kernel is computed, not stored.
+
+    Attributes
+    ----------
+    folded : bool
+        Whether :meth:`mel_power` computes the STFT by the twice-folded DFT (an even window
+        length, at most :data:`MAX_FRAMING_SLICES` framing slices, no learned kernel) or by the
+        windowed-DFT convolution; both give the same power to float32 rounding, so setting it
+        to False (as ``benchmarks/front_end_latency.py`` does) only changes the speed.
 
     Shape
     -----

@@ -158,7 +158,11 @@ class SpeechEmbedding(nn.Module):
     a fixed mel matrix, ``10 log10`` with an 80-dB floor below the clip's loudest cell (the ONNX
     file takes that maximum over the whole batch; here it is per clip, as for
     :class:`~audiorec.features.LogMel`), then ``x / 10 + 2`` (openWakeWord's match to the TF Hub
-    module). The embedding network (20 convolutions, 3.3e5 weights) maps 76 frames to one
+    module). The STFT kernel is checked at load to be a symmetric window times the DFT, and if
+    it is (openWakeWord 0.5.1's is) it is computed as :func:`audiorec.features.folded_power`
+    does, with a quarter of the convolution's multiply-adds and the same power to float32
+    rounding (``folded``); the stored kernel then stays in checkpoints but not in exported
+    graphs. The embedding network (20 convolutions, 3.3e5 weights) maps 76 frames to one
     embedding; as it is convolutional in time, unpadded, with a stride of 8 frames, one pass over
     the whole clip gives exactly the embeddings of its 76-frame windows every 8 frames (what
     openWakeWord computes window by window), with a sixth of the arithmetic for a 1-s clip.
