@@ -22,11 +22,13 @@ PyTorch's vector instructions), since latencies differ between the hosts this ma
 
 Usage::
 
-    .venv/bin/python benchmarks/front_end_latency.py
+    .venv/bin/python benchmarks/front_end_latency.py        # 3 minutes
+    .venv/bin/python benchmarks/front_end_latency.py --zoo  # and the zoo's other networks, fp32
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -44,9 +46,16 @@ from audiorec.features import LogMel
 from audiorec.models import build_model
 from audiorec.runtime import OnnxModel
 
-NETWORKS = {"default cnn [16,32,64,128]": ["model.channels=[16,32,64,128]"],
-            "narrow cnn [8,16,24,32]": ["model.channels=[8,16,24,32]"],
-            "speech_embedding (its own STFT, 512 taps)": ["model.name=speech_embedding"]}
+# name -> (config overrides, also timed in int8)
+NETWORKS = {"default cnn [16,32,64,128]": (["model.channels=[16,32,64,128]"], True),
+            "narrow cnn [8,16,24,32]": (["model.channels=[8,16,24,32]"], True),
+            "speech_embedding (its own STFT, 512 taps)": (["model.name=speech_embedding"], True)}
+# --zoo: the model zoo's other networks (audiorec.bench.DEFAULT_MODELS but gmm, which needs
+# fitted mixtures to export), fp32 as the zoo table times them
+ZOO = {f"zoo {key}": ([f"model.name={name}"] + ([f"model.size={size}"] if size else []), False)
+       for key, name, size in [("bc_resnet-1", "bc_resnet", "1"), ("ds_cnn-S", "ds_cnn", "S"),
+                               ("crnn_fourier-S", "crnn_fourier", "S"), ("matchboxnet-3x1x64", "matchboxnet", "3x1x64"),
+                               ("bc_resnet-3", "bc_resnet", "3"), ("cnn_trad_fpool3", "cnn_trad_fpool3", "")]}
 WAYS = {"folded DFT": True, "DFT convolution": False}
 
 
@@ -79,6 +88,9 @@ def eager_batch_ms(batch: torch.Tensor, rounds: int = 5, n: int = 10) -> dict[st
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--zoo", action="store_true", help="also the model zoo's other networks (fp32), for the zoo table")
+    args = parser.parse_args()
     torch.set_num_threads(1)
     clip = np.random.default_rng(0).normal(0, 0.1, (1, 16_000)).astype(np.float32)
     calibration = np.random.default_rng(1).normal(0, 0.1, (32, 16_000)).astype(np.float32)
@@ -87,18 +99,25 @@ def main() -> None:
     macs = {way: per_frame[folded] * fe.n_frames(16_000) for way, folded in WAYS.items()}
     with tempfile.TemporaryDirectory() as tmp:
         models = {}
-        networks = {"front end alone": FrontEnd()} | {
-            name: build_model(load_config(None, overrides), 12) for name, overrides in NETWORKS.items()}
-        for i, (name, network) in enumerate(networks.items()):
+        chosen = NETWORKS | (ZOO if args.zoo else {})
+        networks = {"front end alone": (FrontEnd(), False)} | {
+            name: (build_model(load_config(None, overrides), 12), int8) for name, (overrides, int8) in chosen.items()}
+        for i, (name, (network, with_int8)) in enumerate(networks.items()):
             labels = [str(k) for k in range(40 if name == "front end alone" else 12)]
+            # the front ends that fold (an MFCC's log-mel inside it too; not a learned DFT kernel)
+            front_ends = [m for m in network.modules() if getattr(m, "folded", False)]
+            if not front_ends:
+                print(f"{name}: its front end does not fold; skipped", flush=True)
+                continue
             for way, folded in WAYS.items():  # the same weights both ways
-                network.features.folded = folded
+                for front_end in front_ends:
+                    front_end.folded = folded
                 path = export_onnx(network.eval(), f"{tmp}/m{i}_{folded}.onnx", labels, 16_000, 16_000)
                 models[(name, way)] = OnnxModel(path, threads=1)
-                if name != "front end alone":
+                if with_int8:
                     int8 = quantize_int8(path, f"{tmp}/m{i}_{folded}.int8.onnx", calibration)
                     models[(f"{name} int8", way)] = OnnxModel(int8, threads=1)
-        front_end = networks["front end alone"].features
+        front_end = networks["front end alone"][0].features
         log_mel = {}
         for way, folded in WAYS.items():
             front_end.folded = folded
@@ -128,7 +147,7 @@ def main() -> None:
         f"by the convolution; the two ways' log-mel features of the clip differ by at most {agree:.1e}. Median latency "
         f"of 500 calls over three interleaved rounds (untrained weights). Machine: {results['machine']}. "
         f"Command: `{results['command']}`.\n")
-    save_results("front_end_latency", results, table)
+    save_results("front_end_latency_zoo" if args.zoo else "front_end_latency", results, table)
 
 
 if __name__ == "__main__":
