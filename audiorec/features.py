@@ -68,13 +68,40 @@ def graph_constant(cache: dict, name: str, compute, like: torch.Tensor):
     return cache[key]
 
 
+def dft_angles(rows: torch.Tensor, columns: torch.Tensor, n_fft: int, dtype: torch.dtype) -> torch.Tensor:
+    """The DFT's phase angles ``2 pi k n / n_fft`` in radians, for every pair of a row index and
+    a column index (bins ``k`` and taps ``n``, in either role: the product is symmetric).
+
+    The integer product is reduced modulo ``n_fft`` first, so float32 angles stay below ``2 pi``
+    and exact however many taps a frame has.
+
+    Parameters
+    ----------
+    rows, columns : torch.Tensor [shape=(n_rows,), (n_columns,)], integer
+    n_fft : int > 0
+    dtype : torch.dtype
+        Of the result.
+
+    Returns
+    -------
+    torch.Tensor [shape=(n_rows, n_columns)]
+    """
+    return torch.remainder(rows[:, None] * columns[None, :], n_fft).to(dtype) * (2 * math.pi / n_fft)
+
+
+def frames_by_slices(win_length: int, hop_length: int) -> bool:
+    """Whether :func:`frame_signal` cuts frames of ``win_length`` samples every ``hop_length``
+    samples (both > 0) with at most :data:`MAX_FRAMING_SLICES` slices; raises nothing."""
+    return win_length // math.gcd(win_length, hop_length) <= MAX_FRAMING_SLICES
+
+
 def frame_signal(signal: torch.Tensor, win_length: int, hop_length: int) -> torch.Tensor:
     """Cut a signal into overlapping frames with a few strided slices.
 
     The signal is reshaped into chunks of ``g = gcd(win_length, hop_length)`` samples; frame
     ``t`` is chunks ``t h .. t h + w - 1`` for ``h = hop_length / g`` and ``w = win_length / g``,
     so ``w`` strided slices of the chunks, concatenated, hold every frame. In ONNX Runtime this
-    takes 0.03 ms for a second of audio; ``Tensor.unfold`` exports to a gather that takes 0.3 ms.
+    is cheap; ``Tensor.unfold`` exports to a gather that is much slower.
 
     Parameters
     ----------
@@ -87,6 +114,13 @@ def frame_signal(signal: torch.Tensor, win_length: int, hop_length: int) -> torc
     -------
     torch.Tensor [shape=(batch, 1 + (n_samples - win_length) // hop_length, win_length)]
         ``signal.unfold(1, win_length, hop_length)``.
+
+    Raises
+    ------
+    RuntimeError
+        From ``torch.cat``, for most signals shorter than ``win_length``; the length is not
+        checked in Python, so that an exported graph keeps a dynamic length. The front ends
+        pad their input by at least a window first, so they never pass one.
     """
     chunk, (batch, n_samples) = math.gcd(win_length, hop_length), signal.shape
     n_frames = 1 + (n_samples - win_length) // hop_length
@@ -131,8 +165,7 @@ def folded_dft_matrices(half_window: torch.Tensor, n_fft: int) -> tuple[torch.Te
     """
     taps = torch.arange(len(half_window), device=half_window.device)
     bins = torch.arange(n_fft // 4 + 1, device=half_window.device)
-    # Integer phase modulo n_fft first, so float32 angles stay below 2 pi and exact.
-    angle = torch.remainder(taps[:, None] * bins[None, :], n_fft).to(half_window.dtype) * (2 * math.pi / n_fft)
+    angle = dft_angles(taps, bins, n_fft, half_window.dtype)  # (c, n_fft // 4 + 1)
     halve_first = ((taps > 0).to(half_window.dtype) + 1) / 2  # s[0] = 2 x[c]
     weight = (half_window * halve_first).unsqueeze(1)
     cos, sin = torch.cos(angle) * weight, torch.sin(angle) * weight
@@ -334,7 +367,7 @@ class LogMel(nn.Module):
         # cut by a few strided slices (see frame_signal); otherwise, or with a learned kernel, the
         # windowed-DFT convolution computes the same spectrum.
         self.folded = (not learnable_dft and self.win_length % 2 == 0 and self.n_fft % 4 == 0
-                       and self.win_length // math.gcd(self.win_length, self.hop_length) <= MAX_FRAMING_SLICES)
+                       and frames_by_slices(self.win_length, self.hop_length))
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for ``n_samples`` input samples."""
@@ -365,8 +398,7 @@ class LogMel(nn.Module):
         device = self.window.device
         taps = torch.arange(self.window_offset, self.window_offset + self.win_length, device=device)
         bins = torch.arange(self.n_fft // 2 + 1, device=device)
-        # Integer phase modulo n_fft first, so float32 angles stay below 2 pi and exact.
-        angle = torch.remainder(bins[:, None] * taps[None, :], self.n_fft).to(self.window.dtype) * (2 * math.pi / self.n_fft)
+        angle = dft_angles(bins, taps, self.n_fft, self.window.dtype)  # (n_bins, win_length)
         return torch.cat([torch.cos(angle), -torch.sin(angle)], dim=0).mul(self.window).unsqueeze(1)
 
     def folded_dft(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

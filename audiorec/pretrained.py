@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audiorec.features import MAX_FRAMING_SLICES, fold_bins, folded_dft_matrices, folded_power, frame_signal, graph_constant
+from audiorec.features import dft_angles, fold_bins, folded_dft_matrices, folded_power, frame_signal, frames_by_slices, graph_constant
 
 OPENWAKEWORD_VERSION = "0.5.1"
 INSTALL_HINT = f"python -m pip install --no-deps openwakeword=={OPENWAKEWORD_VERSION} (make install does it)"
@@ -142,7 +142,7 @@ def _folded_half_window(dft: torch.Tensor) -> torch.Tensor | None:
     if n % 4 or dft.shape[0] != 2 * (n // 2 + 1) or window[0] != 0 or not torch.equal(window[1:], window[1:].flip(0)):
         return None
     taps, bins = torch.arange(n), torch.arange(n // 2 + 1)
-    angle = torch.remainder(bins[:, None] * taps[None, :], n).double() * (2 * math.pi / n)
+    angle = dft_angles(bins, taps, n, torch.float64)
     expected = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
     if (dft[:, 0].double() - expected).abs().max() > 1e-5 * window.abs().max():
         return None
@@ -222,7 +222,7 @@ class SpeechEmbedding(nn.Module):
         # convolution's multiply-adds (audiorec.features.folded_power); the kernel stays stored
         # for checkpoints but drops out of exported graphs.
         half_window = _folded_half_window(dft)
-        self.folded = half_window is not None and dft.shape[-1] // math.gcd(dft.shape[-1], HOP_SAMPLES) <= MAX_FRAMING_SLICES
+        self.folded = half_window is not None and frames_by_slices(dft.shape[-1], HOP_SAMPLES)
         self.register_buffer("half_window", half_window, persistent=False)
         self._constants: dict = {}
         # Channels-last halves PyTorch's time for these small-channel convolutions on the CPU.
