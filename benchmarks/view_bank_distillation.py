@@ -1,0 +1,271 @@
+"""Benchmark: "patient" distillation of a small CNN from a bank of teacher-labelled views.
+
+Beyer et al. 2022 ("Knowledge distillation: A good teacher is patient and consistent", CVPR)
+close most of a teacher-student gap by *function matching*: teacher and student see the very
+same strongly augmented and mixed input (mixup, Zhang et al. 2018), the student learns the
+teacher's whole output distribution on it, and training runs for many more epochs than
+training from the labels would. ``audiorec train --teacher`` already is consistent (the
+teacher hears the student's augmented batch), but with ``speech_embedding`` as the teacher it
+costs about 45 min for 40 epochs on this machine, so hundreds of epochs are out of reach.
+This script makes the teacher's cost a fixed one, as Beyer et al.'s "fixed teacher" variants
+do, so the student can train for long:
+
+1. **Bank.** Every training clip of ``--run``'s split gets ``--views`` views, each drawn by the
+   run's own augmentation chain (:class:`audiorec.augment.WaveformAugment`, seeded per view as
+   in training); half of the views are mixed with another clip of their batch of 64, the other
+   clip weighted by ``U(0, 0.5)``. The teacher (an ONNX export of a trained run,
+   :class:`audiorec.runtime.OnnxModel`) gives each view its class probabilities; the student's
+   own normalised log-mel features of the view
+   (:meth:`audiorec.models.classifier.CommandClassifier.normalised_features`, 40 x 101, float16)
+   are stored beside them. Two processes build the two halves (shards) of the views; each shard
+   is written once, atomically, and reused by later runs.
+2. **Student.** The student's encoder (its front end is fixed, so the stored features are
+   exactly what it would compute) trains on the bank for ``--passes`` passes (a pass is
+   ``--views`` epochs of the training clips): loss ``(1 - ce) T^2 KL(teacher_T || student_T) +
+   ce * CE`` (Hinton et al. 2015; the cross-entropy with the mixed labels as mixup weights them,
+   label smoothing 0.1), AdamW (lr ``--lr``, weight decay 0.01), 5% linear warm-up then cosine
+   decay, gradient clipping at 5, an exponential moving average of the weights (decay up to
+   0.999) that is evaluated. Validation accuracy is measured 20 times during training; the
+   test accuracy once at the end, on the run's own validation and test clips.
+
+Writes ``benchmarks/results/view_bank_distillation.{json,md}`` (one row per ``--name``,
+merged with those already there) beside the run's own figures from its ``metrics.json``.
+
+Usage (Dec 6's host, 2 cores; the bank 14 min, a five-pass student 18 min on one thread)::
+
+    # the teacher: runs/se_sc12 of the README's pretrained front end, exported (fp32 beside int8)
+    .venv/bin/audiorec export runs/se_sc12 --int8 --out runs/fe/se_sc12.onnx
+    .venv/bin/python benchmarks/view_bank_distillation.py --run runs/neg/narrow_long \\
+        --teacher runs/fe/se_sc12.fp32.onnx --ce 0.5 --passes 5 --name kd_ce0.5_p5
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from _common import ROOT, machine, relative, run_and_save
+
+from audiorec.audio import fit_to_length
+from audiorec.augment import WaveformAugment
+from audiorec.config import load_config
+from audiorec.data.dataset import ClipDataset, load_waveforms
+from audiorec.data.manifest import SILENCE_LABEL, read_manifest
+from audiorec.models import build_model, count_parameters
+from audiorec.runtime import OnnxModel
+
+SHARDS = 2
+BATCH = 64  # views labelled per teacher call, and the pool a mixed view's second clip comes from
+MIX_P = 0.5  # share of views mixed with another clip
+
+
+def student_config(run: Path):
+    """The run's training config (student network, front end, augmentation)."""
+    return load_config(run / "config.yaml")
+
+
+def build_shard(run: Path, teacher_path: Path, views: int, shard: int, target: Path) -> str:
+    """Write one shard of the bank: ``views // SHARDS`` views of every training clip of ``run``.
+
+    Returns
+    -------
+    str
+        A one-line summary (views, wall seconds).
+    """
+    torch.set_num_threads(1)
+    started = time.time()
+    config = student_config(run)
+    train = read_manifest(run / "splits" / "train.jsonl")
+    labels = json.loads((run / "labels.json").read_text())
+    index = {label: i for i, label in enumerate(labels)}
+    sample_rate = config.features.sample_rate
+    clip_samples = round(config.data.clip_ms * sample_rate / 1000)
+    waves = load_waveforms(train, sample_rate, progress=False)
+    targets = [index[u.label] for u in train]
+    talkers = [w for w, u in zip(waves, train) if u.label != SILENCE_LABEL]
+    augment = WaveformAugment(config.augment, sample_rate, clip_samples, babble=talkers)
+    window_targets = [index[label] for label in config.augment.random_window.labels if label in index]
+    data = ClipDataset(waves, targets, clip_samples, augment, 7000 + shard, None, window_targets)
+    model = build_model(config, len(labels)).eval()
+    teacher = OnnxModel(teacher_path, threads=1)
+    if teacher.labels != labels:
+        raise SystemExit(f"{teacher_path}: the teacher's labels {teacher.labels} are not the run's {labels}")
+    rng = np.random.default_rng(100 + shard)
+    feats, probs, target_a, target_b, lams = [], [], [], [], []
+    for epoch in range(views // SHARDS):
+        data.set_epoch(epoch)
+        order = rng.permutation(len(data))
+        for start in range(0, len(data), BATCH):
+            idx = order[start:start + BATCH]
+            batch = np.stack([data[i][0].numpy() for i in idx])
+            y = np.array([targets[i] for i in idx])
+            perm = rng.permutation(len(idx))
+            mixed = rng.random(len(idx)) < MIX_P
+            lam = np.where(mixed, rng.uniform(0.5, 1.0, len(idx)), 1.0).astype(np.float32)
+            x = (lam[:, None] * batch + (1 - lam[:, None]) * batch[perm]).astype(np.float32)
+            probs.append(teacher(x).astype(np.float32))
+            with torch.no_grad():
+                feats.append(model.normalised_features(torch.from_numpy(x)).numpy().astype(np.float16))
+            target_a.append(y)
+            target_b.append(y[perm])
+            lams.append(lam)
+        print(f"shard {shard}: views of epoch {epoch + 1}/{views // SHARDS} in {time.time() - started:.0f} s", flush=True)
+    partial = target.with_name(target.name + ".partial.npz")
+    np.savez(partial, feats=np.concatenate(feats), probs=np.concatenate(probs), target_a=np.concatenate(target_a),
+             target_b=np.concatenate(target_b), lam=np.concatenate(lams))
+    os.replace(partial, target)
+    return f"shard {shard}: {sum(len(f) for f in feats)} views in {time.time() - started:.0f} s"
+
+
+def build_bank(run: Path, teacher: Path, views: int, folder: Path) -> tuple[list[Path], float]:
+    """The bank's shards in ``folder`` (built in parallel where missing) and the seconds it took."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = [folder / f"shard{i}.npz" for i in range(SHARDS)]
+    missing = [i for i, path in enumerate(shards) if not path.exists()]
+    started = time.time()
+    if missing:
+        with ProcessPoolExecutor(len(missing)) as pool:
+            for line in pool.map(build_shard, *zip(*[(run, teacher, views, i, shards[i]) for i in missing])):
+                print(line, flush=True)
+    return shards, time.time() - started
+
+
+def accuracy(model, run: Path, split: str, labels: list[str], clip_samples: int) -> float:
+    """Top-1 accuracy of ``model`` (waveform in) on the run's ``split`` clips."""
+    utterances = read_manifest(run / "splits" / f"{split}.jsonl")
+    waves = load_waveforms(utterances, progress=False)
+    x = torch.from_numpy(np.stack([fit_to_length(w, clip_samples) for w in waves]))
+    y = torch.tensor([labels.index(u.label) if u.label in labels else -1 for u in utterances])
+    with torch.no_grad():
+        predicted = torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)])
+    return float((predicted == y).float().mean())
+
+
+def train_student(run: Path, shards: list[Path], args) -> dict:
+    """Train the student's encoder on the bank; its validation curve and final accuracies."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    config = student_config(run)
+    labels = json.loads((run / "labels.json").read_text())
+    clip_samples = round(config.data.clip_ms * config.features.sample_rate / 1000)
+    parts = [np.load(path) for path in shards]
+    feats = torch.from_numpy(np.concatenate([p["feats"] for p in parts]))
+    probs = torch.from_numpy(np.concatenate([p["probs"] for p in parts]))
+    target_a = torch.from_numpy(np.concatenate([p["target_a"] for p in parts])).long()
+    target_b = torch.from_numpy(np.concatenate([p["target_b"] for p in parts])).long()
+    lam = torch.from_numpy(np.concatenate([p["lam"] for p in parts]))
+    n = len(feats)
+    clean = lam == 1
+    teacher_accuracy = float((probs[clean].argmax(1) == target_a[clean]).float().mean())
+    soft = torch.softmax(torch.log(probs.clamp_min(1e-8)) / args.temperature, 1)
+    model = build_model(config, len(labels))
+    encoder = model.encoder
+    ema = copy.deepcopy(model).eval()
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=args.lr, weight_decay=0.01)
+    steps = int(args.passes * n / args.batch_size)
+    warmup = int(0.05 * steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1, (s + 1) / max(1, warmup))
+                                                 * 0.5 * (1 + math.cos(math.pi * min(1, s / steps))))
+    generator = torch.Generator().manual_seed(args.seed)
+    step, started, curve = 0, time.time(), []
+    eval_every = max(1, steps // 20)
+    model.train()
+    while step < steps:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - args.batch_size + 1, args.batch_size):
+            if step >= steps:
+                break
+            i = order[start:start + args.batch_size]
+            logits = encoder(feats[i].float())
+            t = args.temperature
+            loss = t * t * F.kl_div(F.log_softmax(logits / t, 1), soft[i], reduction="batchmean")
+            if args.ce > 0:
+                ce = (lam[i] * F.cross_entropy(logits, target_a[i], reduction="none", label_smoothing=0.1)
+                      + (1 - lam[i]) * F.cross_entropy(logits, target_b[i], reduction="none", label_smoothing=0.1))
+                loss = (1 - args.ce) * loss + args.ce * ce.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 5.0)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            with torch.no_grad():
+                decay = min(0.999, (1 + step) / (10 + step))
+                for averaged, current in zip(ema.parameters(), model.parameters()):
+                    averaged.mul_(decay).add_(current.detach(), alpha=1 - decay)
+                for averaged, current in zip(ema.buffers(), model.buffers()):
+                    averaged.copy_(current)
+            if step % eval_every == 0 or step == steps:
+                curve.append({"step": step, "loss": round(loss.item(), 4),
+                              "val_accuracy": round(accuracy(ema, run, "val", labels, clip_samples), 4),
+                              "seconds": round(time.time() - started)})
+                print(json.dumps(curve[-1]), flush=True)
+                model.train()
+    return {"views": n, "teacher_accuracy_clean_views": round(teacher_accuracy, 4),
+            "n_parameters": count_parameters(model), "steps": steps,
+            "clip_epochs": round(steps * args.batch_size / (n / args.views)),
+            "val_accuracy": round(accuracy(ema, run, "val", labels, clip_samples), 4),
+            "test_accuracy": round(accuracy(ema, run, "test", labels, clip_samples), 4),
+            "best_val_accuracy_during": max(c["val_accuracy"] for c in curve),
+            "train_seconds": round(time.time() - started), "curve": curve}
+
+
+def markdown(results: dict) -> str:
+    """The README's table: one row per variant, the run trained from the labels first."""
+    any_result = next(iter(results.values()))
+    lines = [f"Student `{any_result['run']}` ({any_result['n_parameters'] / 1000:.1f}k parameters), "
+             f"teacher `{any_result['teacher']}`; {any_result['machine']}.", "",
+             "| variant | views per clip | passes (clip-epochs) | CE weight | T | val accuracy | test accuracy |",
+             "|---|---|---|---|---|---|---|",
+             f"| the run itself, from the labels | - | ({any_result['run_epochs']}) | - | - | "
+             f"{any_result['run_val_accuracy']:.3f} | {any_result['run_test_accuracy']:.3f} |"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['views_per_clip']} | {r['passes']:g} ({r['clip_epochs']}) | {r['ce']:g} | "
+                     f"{r['temperature']:g} | {r['val_accuracy']:.3f} | **{r['test_accuracy']:.3f}** |")
+    lines += ["", f"The teacher's top-1 accuracy on the bank's unmixed views: {any_result['teacher_accuracy_clean_views']:.3f}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path, help="the student's run (config, split, labels), e.g. runs/neg/narrow_long")
+    parser.add_argument("--teacher", required=True, type=Path, help="the teacher's fp32 ONNX export, e.g. runs/fe/se_sc12.fp32.onnx")
+    parser.add_argument("--views", type=int, default=40, help="views per training clip in the bank (default 40)")
+    parser.add_argument("--bank", type=Path, help="folder of the bank's shards (default runs/view_bank/<run>_<views>)")
+    parser.add_argument("--passes", type=float, default=5, help="passes over the bank (default 5)")
+    parser.add_argument("--ce", type=float, default=0.5, help="weight of the cross-entropy with the labels (default 0.5)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="distillation temperature T (default 1)")
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads for the student (default 1)")
+    parser.add_argument("--name", required=True, help="the variant's row in the results table")
+    args = parser.parse_args()
+    run = args.run.resolve()
+    bank = args.bank or ROOT / "runs" / "view_bank" / f"{run.name}_{args.views}"
+    shards, bank_seconds = build_bank(run, args.teacher.resolve(), args.views, bank)
+    metrics = json.loads((run / "metrics.json").read_text())
+
+    def one(name: str) -> dict:
+        result = train_student(run, shards, args)
+        return {"run": relative(run), "teacher": relative(args.teacher), "machine": machine(),
+                "views_per_clip": args.views, "passes": args.passes, "ce": args.ce, "temperature": args.temperature,
+                "lr": args.lr, "seed": args.seed, "bank_seconds_this_call": round(bank_seconds),
+                "run_val_accuracy": metrics["best_val_accuracy"], "run_test_accuracy": metrics["test_accuracy"],
+                "run_epochs": metrics["epochs"], **result}
+
+    run_and_save([args.name], "view_bank_distillation", one, markdown)
+
+
+if __name__ == "__main__":
+    main()
