@@ -70,17 +70,52 @@ MIX_P = 0.5  # share of views mixed with another clip
 
 
 def student_config(run: Path):
-    """The run's training config (student network, front end, augmentation)."""
+    """The run's training config (student network, front end, augmentation), from ``run/config.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        From :func:`audiorec.config.load_config`: a missing or invalid config file.
+    """
     return load_config(run / "config.yaml")
 
 
 def build_shard(run: Path, teacher_path: Path, views: int, shard: int, target: Path) -> str:
     """Write one shard of the bank: ``views // SHARDS`` views of every training clip of ``run``.
 
+    Parameters
+    ----------
+    run : Path
+        A trained command run (``config.yaml``, ``labels.json``, ``splits/train.jsonl``).
+    teacher_path : Path
+        The teacher's ONNX export (``audiorec export``), with the run's labels.
+    views : int
+        Views per training clip over all shards; this shard draws ``views // SHARDS`` of them,
+        each seeded by ``(7000 + shard, epoch, clip index)`` as training seeds its augmentation.
+    shard : int
+        Which shard, ``0 <= shard < SHARDS``.
+    target : Path
+        The ``.npz`` written (atomically, through ``*.partial.npz``): ``feats`` [n_views, n_mels,
+        n_frames] float16 (the student's normalised log-mel features), ``probs`` [n_views,
+        n_classes] float32 (the teacher's), ``target_a``/``target_b`` [n_views] int (the clip's
+        class and that of the clip mixed in), ``lam`` [n_views] float32 (the first clip's weight,
+        1 for an unmixed view).
+
     Returns
     -------
     str
         A one-line summary (views, wall seconds).
+
+    Raises
+    ------
+    SystemExit
+        The teacher's labels are not the run's (its file named).
+    ModelError
+        The teacher file is missing or not a loadable audiorec ONNX model.
+
+    References
+    ----------
+    Beyer et al. 2022 (consistent, mixed views); Zhang et al. 2018 (mixup).
     """
     torch.set_num_threads(1)
     started = time.time()
@@ -128,7 +163,18 @@ def build_shard(run: Path, teacher_path: Path, views: int, shard: int, target: P
 
 
 def build_bank(run: Path, teacher: Path, views: int, folder: Path) -> tuple[list[Path], float]:
-    """The bank's shards in ``folder`` (built in parallel where missing) and the seconds it took."""
+    """The bank's shards in ``folder`` (built by :func:`build_shard`, in parallel, where missing).
+
+    Returns
+    -------
+    (list of Path, float)
+        The ``SHARDS`` shard files, and the seconds this call spent building (0 when all existed).
+
+    Raises
+    ------
+    SystemExit, ModelError
+        From :func:`build_shard`.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     shards = [folder / f"shard{i}.npz" for i in range(SHARDS)]
     missing = [i for i, path in enumerate(shards) if not path.exists()]
@@ -141,7 +187,12 @@ def build_bank(run: Path, teacher: Path, views: int, folder: Path) -> tuple[list
 
 
 def accuracy(model, run: Path, split: str, labels: list[str], clip_samples: int) -> float:
-    """Top-1 accuracy of ``model`` (waveform in) on the run's ``split`` clips."""
+    """Top-1 accuracy (fraction) of ``model`` on the run's ``split`` clips.
+
+    ``model`` maps waveforms [batch, clip_samples] at 16 kHz to class scores [batch, n_classes];
+    each clip is cut or padded to ``clip_samples`` as in evaluation
+    (:func:`audiorec.audio.fit_to_length`). A clip whose label is not in ``labels`` counts as wrong.
+    """
     utterances = read_manifest(run / "splits" / f"{split}.jsonl")
     waves = load_waveforms(utterances, progress=False)
     x = torch.from_numpy(np.stack([fit_to_length(w, clip_samples) for w in waves]))
@@ -152,7 +203,29 @@ def accuracy(model, run: Path, split: str, labels: list[str], clip_samples: int)
 
 
 def train_student(run: Path, shards: list[Path], args) -> dict:
-    """Train the student's encoder on the bank; its validation curve and final accuracies."""
+    """Train the student's encoder on the bank; its validation curve and final accuracies.
+
+    Parameters
+    ----------
+    run : Path
+        The student's run (config, labels, validation and test splits).
+    shards : list of Path
+        The bank (:func:`build_bank`).
+    args : argparse.Namespace
+        ``passes``, ``batch_size``, ``temperature``, ``ce``, ``lr``, ``seed``, ``threads``, ``views``.
+
+    Returns
+    -------
+    dict
+        ``views``, ``teacher_accuracy_clean_views``, ``n_parameters``, ``steps``, ``clip_epochs``,
+        ``val_accuracy`` and ``test_accuracy`` (of the weights' moving average at the end),
+        ``best_val_accuracy_during``, ``train_seconds`` and ``curve`` (step, loss,
+        val_accuracy, seconds; 20 points).
+
+    References
+    ----------
+    Hinton et al. 2015 (the KL term at temperature T, scaled by T^2); Beyer et al. 2022.
+    """
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     config = student_config(run)
@@ -172,6 +245,10 @@ def train_student(run: Path, shards: list[Path], args) -> dict:
     encoder = model.encoder
     ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=args.lr, weight_decay=0.01)
+    # Outside Lightning (the bank holds features, not waveforms), so the loop is this script's own.
+    # Its schedule (warm-up factor times a cosine over all steps) and moving average (batch-norm
+    # statistics copied, not averaged) differ slightly from audiorec.tasks.base's lr_factor and
+    # Task; they are kept as they are because they produced the README's figures.
     steps = int(args.passes * n / args.batch_size)
     warmup = int(0.05 * steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1, (s + 1) / max(1, warmup))
