@@ -298,18 +298,18 @@ def train_student(run: Path, shards: list[Path], args) -> dict:
 
 
 def markdown(results: dict) -> str:
-    """The README's table: one row per variant, the run trained from the labels first."""
+    """The README's table: one row per variant (each with its own teacher), the run trained from the labels first."""
     any_result = next(iter(results.values()))
-    lines = [f"Student `{any_result['run']}` ({any_result['n_parameters'] / 1000:.1f}k parameters), "
-             f"teacher `{any_result['teacher']}`; {any_result['machine']}.", "",
-             "| variant | views per clip | passes (clip-epochs) | CE weight | T | val accuracy | test accuracy |",
-             "|---|---|---|---|---|---|---|",
-             f"| the run itself, from the labels | - | ({any_result['run_epochs']}) | - | - | "
+    lines = [f"Student `{any_result['run']}` ({any_result['n_parameters'] / 1000:.1f}k parameters); "
+             f"{any_result['machine']}. \"teacher on views\": the teacher's top-1 accuracy on the bank's unmixed views.", "",
+             "| variant | teacher | teacher on views | views per clip | passes (clip-epochs) | CE weight | T | val accuracy | test accuracy |",
+             "|---|---|---|---|---|---|---|---|---|",
+             f"| the run itself, from the labels | - | - | - | ({any_result['run_epochs']}) | - | - | "
              f"{any_result['run_val_accuracy']:.3f} | {any_result['run_test_accuracy']:.3f} |"]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['views_per_clip']} | {r['passes']:g} ({r['clip_epochs']}) | {r['ce']:g} | "
+        lines.append(f"| {name} | `{r['teacher']}` | {r['teacher_accuracy_clean_views']:.3f} | {r['views_per_clip']} | "
+                     f"{r['passes']:g} ({r['clip_epochs']}) | {r['ce']:g} | "
                      f"{r['temperature']:g} | {r['val_accuracy']:.3f} | **{r['test_accuracy']:.3f}** |")
-    lines += ["", f"The teacher's top-1 accuracy on the bank's unmixed views: {any_result['teacher_accuracy_clean_views']:.3f}."]
     return "\n".join(lines) + "\n"
 
 
