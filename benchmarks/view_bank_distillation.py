@@ -186,17 +186,26 @@ def build_bank(run: Path, teacher: Path, views: int, folder: Path) -> tuple[list
     return shards, time.time() - started
 
 
-def accuracy(model, run: Path, split: str, labels: list[str], clip_samples: int) -> float:
-    """Top-1 accuracy (fraction) of ``model`` on the run's ``split`` clips.
+def load_split(run: Path, split: str, labels: list[str], clip_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The run's ``split`` clips as evaluation sees them, decoded once for every later scoring.
 
-    ``model`` maps waveforms [batch, clip_samples] at 16 kHz to class scores [batch, n_classes];
-    each clip is cut or padded to ``clip_samples`` as in evaluation
-    (:func:`audiorec.audio.fit_to_length`). A clip whose label is not in ``labels`` counts as wrong.
+    Returns waveforms [n_clips, clip_samples] at 16 kHz, each cut or padded as in evaluation
+    (:func:`audiorec.audio.fit_to_length`), and class indices [n_clips] into ``labels`` (-1 for
+    a label the model does not have, which then always counts as wrong).
     """
     utterances = read_manifest(run / "splits" / f"{split}.jsonl")
     waves = load_waveforms(utterances, progress=False)
     x = torch.from_numpy(np.stack([fit_to_length(w, clip_samples) for w in waves]))
     y = torch.tensor([labels.index(u.label) if u.label in labels else -1 for u in utterances])
+    return x, y
+
+
+def accuracy(model, clips: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Top-1 accuracy (fraction) of ``model`` on ``clips`` (:func:`load_split`).
+
+    ``model`` maps waveforms [batch, clip_samples] at 16 kHz to class scores [batch, n_classes].
+    """
+    x, y = clips
     with torch.no_grad():
         predicted = torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)])
     return float((predicted == y).float().mean())
@@ -231,6 +240,7 @@ def train_student(run: Path, shards: list[Path], args) -> dict:
     config = student_config(run)
     labels = json.loads((run / "labels.json").read_text())
     clip_samples = round(config.data.clip_ms * config.features.sample_rate / 1000)
+    val_clips = load_split(run, "val", labels, clip_samples)
     parts = [np.load(path) for path in shards]
     feats = torch.from_numpy(np.concatenate([p["feats"] for p in parts]))
     probs = torch.from_numpy(np.concatenate([p["probs"] for p in parts]))
@@ -284,15 +294,15 @@ def train_student(run: Path, shards: list[Path], args) -> dict:
                     averaged.copy_(current)
             if step % eval_every == 0 or step == steps:
                 curve.append({"step": step, "loss": round(loss.item(), 4),
-                              "val_accuracy": round(accuracy(ema, run, "val", labels, clip_samples), 4),
+                              "val_accuracy": round(accuracy(ema, val_clips), 4),
                               "seconds": round(time.time() - started)})
                 print(json.dumps(curve[-1]), flush=True)
                 model.train()
     return {"views": n, "teacher_accuracy_clean_views": round(teacher_accuracy, 4),
             "n_parameters": count_parameters(model), "steps": steps,
             "clip_epochs": round(steps * args.batch_size / (n / args.views)),
-            "val_accuracy": round(accuracy(ema, run, "val", labels, clip_samples), 4),
-            "test_accuracy": round(accuracy(ema, run, "test", labels, clip_samples), 4),
+            "val_accuracy": round(accuracy(ema, val_clips), 4),
+            "test_accuracy": round(accuracy(ema, load_split(run, "test", labels, clip_samples)), 4),
             "best_val_accuracy_during": max(c["val_accuracy"] for c in curve),
             "train_seconds": round(time.time() - started), "curve": curve}
 
