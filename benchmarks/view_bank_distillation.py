@@ -192,6 +192,13 @@ def load_split(run: Path, split: str, labels: list[str], clip_samples: int) -> t
     Returns waveforms [n_clips, clip_samples] at 16 kHz, each cut or padded as in evaluation
     (:func:`audiorec.audio.fit_to_length`), and class indices [n_clips] into ``labels`` (-1 for
     a label the model does not have, which then always counts as wrong).
+
+    Raises
+    ------
+    audiorec.data.manifest.ManifestError
+        The split's manifest is missing or malformed (the message names it).
+    audiorec.audio.AudioError
+        A clip cannot be decoded (from :func:`audiorec.data.dataset.load_waveforms`, naming it).
     """
     utterances = read_manifest(run / "splits" / f"{split}.jsonl")
     waves = load_waveforms(utterances, progress=False)
