@@ -7,6 +7,7 @@ is on ``sys.path``).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import subprocess
@@ -61,8 +62,6 @@ def machine() -> str:
     PyTorch's CPU kernels use (``AVX2``, ``AVX512``): latencies, and the last digits of a
     training's arithmetic, depend on them. The CPU model is ``/proc/cpuinfo``'s first
     ``model name``, else :func:`platform.processor`; raises nothing."""
-    import os
-
     import torch
 
     model = platform.processor() or platform.machine()
@@ -74,23 +73,33 @@ def machine() -> str:
 
 
 def save_results(stem: str | Path, results, table: str) -> None:
-    """Write ``<stem>.json`` (``results``) and ``<stem>.md`` (``table``) and print the table; a bare
-    name goes to ``benchmarks/results/``, a path (``--results benchmarks/results/export``) where it says."""
+    """Write ``<stem>.json`` (``results``) and ``<stem>.md`` (``table``), each atomically (through
+    ``*.partial``), and print the table; a bare name goes to ``benchmarks/results/``, a path
+    (``--results benchmarks/results/export``) where it says. Raises ``OSError`` where the folder
+    cannot be written."""
     target = Path(stem) if len(Path(stem).parts) > 1 else RESULTS / stem
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.with_name(target.name + ".json").write_text(json.dumps(results, indent=2) + "\n")
-    target.with_name(target.name + ".md").write_text(table)
+    for suffix, text in ((".json", json.dumps(results, indent=2) + "\n"), (".md", table)):
+        path = target.with_name(target.name + suffix)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text)
+        os.replace(partial, path)  # atomic: a reader never sees half a file
     print(table)
 
 
 def run_and_save(names: list[str], stem: str, run: Callable[[str], dict], markdown: Callable[[dict], str]) -> None:
     """Run each protocol and save after each one: ``results/<stem>.json`` (merged with the
-    protocols already there) and ``results/<stem>.md`` (the README's table), then print the table."""
+    protocols already there) and ``results/<stem>.md`` (the README's table), then print the table.
+
+    The file is read again just before each save, so two runs of the same benchmark at once (two
+    variants side by side) both keep their rows rather than the later one writing over the other's.
+    """
     results_path = RESULTS / f"{stem}.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for name in names:
-        results[name] = run(name)
-        print(json.dumps(results[name], indent=2), flush=True)
+        result = run(name)
+        print(json.dumps(result, indent=2), flush=True)
+        results = json.loads(results_path.read_text()) if results_path.exists() else {}
+        results[name] = result
         save_results(stem, results, markdown(results))
 
 

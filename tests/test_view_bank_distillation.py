@@ -58,11 +58,32 @@ def test_student_trains_on_the_bank_and_reports_its_accuracy(bench, trained_run,
     run_dir, _, _ = trained_run
     shards, _ = bench.build_bank(run_dir, teacher, 4, tmp_path / "bank")
     assert [p.name for p in shards] == ["shard0.npz", "shard1.npz"] and all(p.exists() for p in shards)
-    args = argparse.Namespace(passes=12, batch_size=16, temperature=2.0, ce=0.5, lr=3e-3, seed=0, threads=1, views=4)
+    args = argparse.Namespace(passes=12, batch_size=16, temperature=2.0, ce=0.5, hint=0.0, lr=3e-3, seed=0, threads=1, views=4)
     result = bench.train_student(run_dir, shards, args)
     n_views = result["views"]
     assert n_views == 4 * sum(1 for _ in open(run_dir / "splits" / "train.jsonl"))
     assert result["steps"] == int(12 * n_views / 16) and result["clip_epochs"] == 48
     assert len(result["curve"]) >= 20 and 0 <= result["test_accuracy"] <= 1
     # the teacher's knowledge reaches the student: well above chance on the held-out speakers
+    assert result["val_accuracy"] > 1 / 3 + 0.2
+
+
+def test_bank_without_a_teacher_holds_the_speech_embedding_and_trains_a_hinted_student(bench, trained_run, tmp_path):
+    run_dir, _, _ = trained_run
+    n_train = sum(1 for _ in open(run_dir / "splits" / "train.jsonl"))
+    shards, _ = bench.build_bank(run_dir, None, 2, tmp_path / "bank")
+    bank = np.load(shards[0])
+    assert "probs" not in bank.files
+    assert bank["hint"].shape == (n_train, 96, 12) and bank["hint"].dtype == np.float16
+    hint = bank["hint"].astype(np.float32)
+    assert np.isfinite(hint).all() and hint.std() > 0
+    args = argparse.Namespace(passes=12, batch_size=16, temperature=1.0, ce=0.5, hint=1.0, lr=3e-3, seed=0,
+                              threads=1, views=2)
+    with pytest.raises(SystemExit, match="without a teacher"):
+        bench.train_student(run_dir, shards, args)
+    args.ce = 1.0
+    result = bench.train_student(run_dir, shards, args)
+    assert result["teacher_accuracy_clean_views"] is None
+    # the hint's projection is training-only: the student's parameters are the run's model's
+    assert result["n_parameters"] == json.loads((run_dir / "metrics.json").read_text())["n_parameters"]
     assert result["val_accuracy"] > 1 / 3 + 0.2
