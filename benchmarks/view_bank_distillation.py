@@ -36,13 +36,15 @@ do, so the student can train for long:
    embedding's frames, standardised per dimension over the bank, with a mean squared error. The
    embedding was pretrained on far more speakers than the corpus has (Lin et al. 2020), which is
    what makes ``speech_embedding`` the zoo's best model; the hint asks the student to carry
-   some of that representation, not only the teacher's 12 probabilities. Validation accuracy is measured 20 times during training; the
-   test accuracy once at the end, on the run's own validation and test clips.
+   some of that representation, not only the teacher's 12 probabilities. Validation accuracy
+   is measured 20 times during training; the test accuracy once at the end, on the run's own
+   validation and test clips.
 
 Writes ``benchmarks/results/view_bank_distillation.{json,md}`` (one row per ``--name``,
 merged with those already there) beside the run's own figures from its ``metrics.json``.
 
-Usage (Dec 6's host, 2 cores; the bank 14 min, a five-pass student 18 min on one thread)::
+Usage (Dec 6's host, 2 cores; the bank 14 min before it stored the embedding's frames, 17 min
+without a teacher since; a five-pass student 18 min on one thread, a hinted one up to 15% slower)::
 
     # the teacher: runs/se_sc12 of the README's pretrained front end, exported (fp32 beside int8)
     .venv/bin/audiorec export runs/se_sc12 --int8 --out runs/fe/se_sc12.onnx
