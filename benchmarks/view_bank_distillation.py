@@ -137,6 +137,8 @@ def build_shard(run: Path, teacher_path: Path | None, views: int, shard: int, ta
         The teacher file is missing or not a loadable audiorec ONNX model.
     FileNotFoundError
         The speech embedding's model files are not installed (``make install`` installs them).
+    ValueError
+        The run's sample rate is not 16 kHz, the only one the speech embedding takes.
 
     References
     ----------
