@@ -78,6 +78,7 @@ from audiorec.config import load_config
 from audiorec.data.dataset import ClipDataset, load_waveforms
 from audiorec.data.manifest import SILENCE_LABEL, read_manifest
 from audiorec.models import build_model, count_parameters
+from audiorec.models.cnn import CNN
 from audiorec.pretrained import SpeechEmbedding
 from audiorec.runtime import OnnxModel
 
@@ -310,7 +311,7 @@ def train_student(run: Path, shards: list[Path], args) -> dict:
     ema = copy.deepcopy(model).eval()
     trained = list(encoder.parameters())
     if args.hint > 0:
-        if not hasattr(encoder, "body"):
+        if not isinstance(encoder, CNN):
             raise SystemExit(f"--hint reads the last stage of a cnn student; {run} trains {config.model.name}")
         hint = torch.from_numpy(np.concatenate([p["hint"] for p in parts])).float()
         hint = (hint - hint.mean(dim=(0, 2), keepdim=True)) / hint.std(dim=(0, 2), keepdim=True).clamp_min(1e-6)
@@ -335,9 +336,9 @@ def train_student(run: Path, shards: list[Path], args) -> dict:
             if step >= steps:
                 break
             i = order[start:start + args.batch_size]
-            if args.hint > 0:  # the CNN's own forward, keeping its last stage for the hint
-                stage = encoder.body(feats[i].float().unsqueeze(1))  # (batch, channels, freq, time)
-                logits = encoder.classifier(encoder.dropout(stage.mean(dim=(2, 3))))
+            if args.hint > 0:  # the CNN's own forward in its two halves, keeping the last stage for the hint
+                stage = encoder.last_stage(feats[i].float())  # (batch, channels, freq, time)
+                logits = encoder.head(stage)
             else:
                 logits = encoder(feats[i].float())
             loss = torch.zeros(())

@@ -58,6 +58,15 @@ class CNN(nn.Module):
         self.classifier = nn.Linear(c_in, n_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.body(features.unsqueeze(1))
-        x = x.mean(dim=(2, 3))
-        return self.classifier(self.dropout(x))
+        return self.head(self.last_stage(features))
+
+    def last_stage(self, features: torch.Tensor) -> torch.Tensor:
+        """The last stage's feature map: (batch, n_features, n_frames) to (batch, channels[-1],
+        n_features // 2^(stages - 1), n_frames // 2^(stages - 1)); what a hint (FitNets,
+        Romero et al. 2015) or a probe reads."""
+        return self.body(features.unsqueeze(1))
+
+    def head(self, stage: torch.Tensor) -> torch.Tensor:
+        """Global average pooling, dropout and the classifier: :meth:`last_stage`'s output to
+        (batch, n_classes) logits."""
+        return self.classifier(self.dropout(stage.mean(dim=(2, 3))))
