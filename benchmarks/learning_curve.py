@@ -47,10 +47,7 @@ from pathlib import Path
 from _common import RESULTS, ROOT, machine, relative, run_and_save, timed
 
 from audiorec.config import load_config
-
-
-def _group(row: dict) -> str:
-    return row.get("speaker") or row["path"]
+from audiorec.data.manifest import read_manifest, write_manifest
 
 
 def fraction_manifest(run: Path, fraction: float, out: Path) -> int:
@@ -64,7 +61,7 @@ def fraction_manifest(run: Path, fraction: float, out: Path) -> int:
     fraction : float in (0, 1]
         Share of the training speakers kept, and separately of the speaker-less clips.
     out : Path
-        The manifest to write (JSON Lines, the splits' own rows), atomically.
+        The manifest to write (JSON Lines, the splits' own utterances), atomically.
 
     Returns
     -------
@@ -75,8 +72,8 @@ def fraction_manifest(run: Path, fraction: float, out: Path) -> int:
     ------
     ValueError
         ``fraction`` is outside (0, 1], or the run's ``data.extra_train`` is a folder, not a manifest.
-    FileNotFoundError
-        The run has no splits.
+    ManifestError
+        The run's splits or its extra clips' manifest are missing or malformed (the file named).
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"--fraction {fraction}: must be in (0, 1]")
@@ -84,27 +81,21 @@ def fraction_manifest(run: Path, fraction: float, out: Path) -> int:
     if extra and not str(extra).endswith(".jsonl"):
         raise ValueError(f"{run}: data.extra_train={extra} is a folder; import it to a .jsonl manifest "
                          "(audiorec data import) and train the run on that, so its clips can be told apart")
-    extra_paths = {row["path"] for row in _rows(ROOT / extra)} if extra else set()
-    train = [row for row in _rows(run / "splits" / "train.jsonl") if row["path"] not in extra_paths]
-    speakers = {row["speaker"] for row in train if row.get("speaker")}
-    others = {row["path"] for row in train if not row.get("speaker")}
+    extra_paths = {u.path for u in read_manifest(ROOT / extra)} if extra else set()
+    train = [u for u in read_manifest(run / "splits" / "train.jsonl") if u.path not in extra_paths]
+    # Each speaker, or each file without one, ordered by a hash of its name: a smaller share's
+    # groups are the first of a larger share's.
     keep: set[str] = set()
-    for groups in (speakers, others):
+    for groups in ({u.speaker for u in train if u.speaker}, {u.path for u in train if not u.speaker}):
         ordered = sorted(groups, key=lambda g: hashlib.sha1(("curve" + g).encode("utf-8")).hexdigest())
         keep |= set(ordered[: round(fraction * len(ordered))])
-    kept = [row for row in train if _group(row) in keep]
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text("".join(json.dumps(row) + "\n" for row in kept + _rows(run / "splits" / "val.jsonl")))
-    partial.replace(out)
+    kept = [u for u in train if (u.speaker or u.path) in keep]
+    write_manifest(out, kept + read_manifest(run / "splits" / "val.jsonl"))
     return len(kept)
 
 
-def _rows(manifest: Path) -> list[dict]:
-    return [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-
-
 def _paths(manifest: Path) -> set[str]:
-    return {row["path"] for row in _rows(manifest)}
+    return {u.path for u in read_manifest(manifest)}
 
 
 def markdown(results: dict) -> str:
