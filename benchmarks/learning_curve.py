@@ -48,6 +48,7 @@ from _common import RESULTS, ROOT, machine, relative, run_and_save, timed
 
 from audiorec.config import load_config
 from audiorec.data.manifest import read_manifest, write_manifest
+from audiorec.plots.style import save_figure, styled
 
 
 def fraction_manifest(run: Path, fraction: float, out: Path) -> int:
@@ -113,11 +114,10 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@styled
 def plot(results: dict, path: Path) -> None:
-    """Accuracy against training clips, one line per name, written atomically to ``path`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Accuracy against training clips, one line per name, in the project's style, written
+    atomically to ``path`` (PNG; :func:`audiorec.plots.style.save_figure`)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -133,10 +133,7 @@ def plot(results: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    partial = path.with_name(path.stem + ".partial.png")
-    fig.savefig(partial, dpi=120)
-    plt.close(fig)
-    partial.replace(path)
+    save_figure(fig, path)
 
 
 def main() -> None:
